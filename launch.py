@@ -1,0 +1,96 @@
+"""Train a GAN: ``python launch.py --objective=wgan --arch=dcgan``. The only place that reads flags.
+
+Every flag mirrors a field of ``jaxgan.config.Config``; unset flags take the defaults of the chosen
+objective/architecture/dataset. Values and combinations are validated while flags are parsed, so a bad
+command fails at once with a message naming the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from absl import app, flags
+
+from jaxgan.config import ARCHS, Config, ConfigError
+from jaxgan.objectives import OBJECTIVES
+
+_D = Config()  # defaults
+
+# What to train.
+flags.DEFINE_enum("objective", _D.objective, list(OBJECTIVES), "GAN objective (loss pair).")
+flags.DEFINE_enum("arch", _D.arch, list(ARCHS), "Architecture: mlp (2-D toy data), dcgan, resnet.")
+flags.DEFINE_string("dataset", None, "ring8/grid25/grid16 (mlp); digits (embedded, offline), mnist, "
+                    "fashion_mnist, cifar10, celeb_a, svhn_cropped or any TFDS image dataset. "
+                    "Default: ring8 for mlp, digits for image architectures.")
+flags.DEFINE_bool("conditional", _D.conditional, "Class-conditional G and D (image datasets with labels).")
+flags.DEFINE_bool("spectral_norm", _D.spectral_norm, "Spectral normalisation in D (resnet).")
+flags.DEFINE_integer("latent_dim", None, "Size of z. Default: 2 mlp, 100 dcgan, 128 resnet.")
+flags.DEFINE_integer("resolution", None, "Image size (28, 32, 64). Default: the dataset's.")
+flags.DEFINE_integer("width", None, "Hidden units (mlp), ngf=ndf (dcgan) or ch (resnet).")
+# How long and how.
+flags.DEFINE_integer("steps", None, "Generator updates. Default: 10000 toy, 2000 images.")
+flags.DEFINE_integer("batch_size", None, "Global batch size. Default: 256 toy, 64 images.")
+flags.DEFINE_enum("optimizer", None, ["adam", "rmsprop", "sgd"], "Default: the objective's.")
+flags.DEFINE_float("lr_g", None, "Generator learning rate. Default: the objective's.")
+flags.DEFINE_float("lr_d", None, "Discriminator learning rate. Default: the objective's.")
+flags.DEFINE_float("beta1", None, "Adam beta1. Default: the objective's.")
+flags.DEFINE_float("beta2", None, "Adam beta2. Default: the objective's.")
+flags.DEFINE_integer("n_critic", None, "D updates per G update. Default: 5 for wgan/wgan_gp, else 1.")
+flags.DEFINE_integer("seed", _D.seed, "Seed of everything random (init, latents, data order).")
+# Regularizers and tricks.
+flags.DEFINE_float("gp_weight", None, "Gradient penalty lambda (WGAN-GP). Default: 10 for wgan_gp, else 0.")
+flags.DEFINE_float("r1_gamma", _D.r1_gamma, "R1 penalty gamma on real data (0 = off).")
+flags.DEFINE_float("dragan_weight", _D.dragan_weight, "DRAGAN penalty lambda (0 = off).")
+flags.DEFINE_float("clip_value", None, "WGAN weight clipping c. Default: 0.01 for wgan.")
+flags.DEFINE_float("instance_noise", _D.instance_noise, "Initial instance-noise std sigma_0 (0 = off).")
+flags.DEFINE_integer("instance_noise_steps", _D.instance_noise_steps,
+                     "Steps over which instance noise anneals linearly to 0.")
+flags.DEFINE_integer("pack", _D.pack, "PacGAN packing degree k (1 = off).")
+flags.DEFINE_float("label_smoothing", _D.label_smoothing, "One-sided label smoothing (real target 1-s).")
+flags.DEFINE_float("ema_decay", None, "EMA decay of G's weights for evaluation (0 = off). "
+                   "Default: 0.999 resnet, off otherwise.")
+flags.DEFINE_float("margin", None, "EBGAN margin m. Default: 1.")
+# Data.
+flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+flags.DEFINE_string("manual_dir", None, "Raw dataset files to prepare a TFDS dataset offline "
+                    "(e.g. the four MNIST .gz files).")
+flags.DEFINE_bool("download", _D.download, "Let TFDS download and prepare the dataset (needs internet).")
+# Outputs.
+flags.DEFINE_string("workdir", _D.workdir, "Where config.json, metrics.jsonl, eval.json, samples/, tb/ "
+                    "and checkpoints/ go. An existing run there is resumed.")
+flags.DEFINE_integer("log_every", None, "Steps between metric lines. Default: steps/20, at most 500.")
+flags.DEFINE_integer("eval_every", None, "Steps between sample plots. Default: steps/10.")
+flags.DEFINE_integer("ckpt_every", None, "Steps between checkpoints. Default: steps/4.")
+flags.DEFINE_integer("num_eval_samples", None, "Samples for evaluation. Default: 2500 toy, 1000 images.")
+flags.DEFINE_bool("overwrite", _D.overwrite, "Delete an existing run of a different config in --workdir.")
+
+FLAGS = flags.FLAGS
+CONFIG_FLAGS = [f.name for f in dataclasses.fields(Config)]
+
+
+def config_from_flags(values: dict) -> Config:
+  """A resolved Config from flag values (a dict name -> value); raises ConfigError."""
+  return Config.from_dict({name: values[name] for name in CONFIG_FLAGS}).resolve()
+
+
+def _validate(values: dict) -> bool:
+  try:
+    config_from_flags(values)
+  except ConfigError as e:
+    raise flags.ValidationError(str(e)) from None
+  return True
+
+
+flags.register_multi_flags_validator(CONFIG_FLAGS, _validate)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  from jaxgan.train import quiet_library_logs, train  # after flag parsing: JAX starts only for valid commands
+  quiet_library_logs()
+  train(config_from_flags({name: getattr(FLAGS, name) for name in CONFIG_FLAGS}))
+
+
+if __name__ == "__main__":
+  app.run(main)
