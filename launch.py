@@ -48,7 +48,7 @@ flags.DEFINE_integer("instance_noise_steps", _D.instance_noise_steps,
 flags.DEFINE_integer("pack", _D.pack, "PacGAN packing degree k (1 = off).")
 flags.DEFINE_float("label_smoothing", _D.label_smoothing, "One-sided label smoothing (real target 1-s).")
 flags.DEFINE_float("ema_decay", None, "EMA decay of G's weights for evaluation (0 = off). "
-                   "Default: 0.999 resnet, off otherwise.")
+                   "Default: 0.999 mlp and resnet, off for dcgan.")
 flags.DEFINE_float("margin", None, "EBGAN margin m. Default: 1.")
 # Data.
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")

@@ -62,7 +62,7 @@ class Config:
   instance_noise_steps: int = 0
   pack: int = 1
   label_smoothing: float = 0.0
-  ema_decay: float | None = None  # 0 = off; default: 0.999 for resnet, off otherwise
+  ema_decay: float | None = None  # 0 = off; default: 0.999 for mlp and resnet, off for dcgan
   margin: float | None = None
   # Data.
   data_dir: str | None = None
@@ -127,7 +127,7 @@ class Config:
         clip_value=obj.get("clip_value", 0.0),
         margin=obj.get("margin", 1.0),
         num_eval_samples=2500 if toy else 1000,
-        ema_decay=0.999 if self.arch == "resnet" else 0.0,
+        ema_decay=0.0 if self.arch == "dcgan" else 0.999,
     )
     filled = {k: (defaults[k] if getattr(self, k) is None and k in defaults else getattr(self, k))
               for k in (f.name for f in dataclasses.fields(self))}

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+from PIL import Image
 
 from jaxgan import evaluate, plots
 from jaxgan.checkpoint import Checkpointer
@@ -195,6 +196,8 @@ def train(config: Config) -> dict[str, Any]:
       plots.scatter_png(path, samples, real, means=toy.means,
                         title=f"step {step}: {metrics['modes']} modes, hq {metrics['hq_fraction']:.2f}")
       writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
+      with Image.open(path) as png:
+        writer.image(step, "samples", np.asarray(png.convert("RGB")))
       logging.info("eval step %d: %s", step, metrics)
     else:
       labels = state.fixed_labels if source.num_classes else None

@@ -41,7 +41,7 @@ def _dcgan(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
 def _resnet(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
   from jaxgan.models.resnet import ResNetDiscriminator, ResNetGenerator
   return (ResNetGenerator(resolution=spec.resolution, latent_dim=spec.latent_dim, ch=spec.width,
-                          channels=spec.channels, num_classes=spec.num_classes, axis_name=spec.axis_name),
+                          channels=spec.channels, num_classes=spec.num_classes),
           ResNetDiscriminator(resolution=spec.resolution, ch=spec.width, channels=spec.channels,
                               num_classes=spec.num_classes, spectral_norm=spec.spectral_norm))
 

@@ -1,0 +1,33 @@
+"""Slow end-to-end checks of the README's toy claims (run in CI with `pytest -m slow`)."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jaxgan import train as train_lib
+from jaxgan.config import Config
+from jaxgan.objectives import OBJECTIVES
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_toy_run_recovers_the_ring_in_under_two_minutes(tmp_path):
+  start = time.perf_counter()
+  subprocess.run([sys.executable, "launch.py", "--objective=nonsaturating", "--arch=mlp", "--dataset=ring8",
+                  f"--workdir={tmp_path}"], check=True, timeout=600)
+  elapsed = time.perf_counter() - start
+  result = json.loads((tmp_path / "eval.json").read_text())
+  print(f"default toy run: {elapsed:.1f}s, {result}")
+  assert result["modes"] >= 7 and result["hq_fraction"] >= 0.9, result
+  assert elapsed < 120, f"took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_every_objective_runs_500_steps_on_grid25_without_nan(tmp_path, objective):
+  result = train_lib.train(Config(objective=objective, arch="mlp", dataset="grid25", steps=500,
+                                  workdir=str(tmp_path)))
+  assert (tmp_path / "eval.json").exists()
+  assert result["step"] == 500 and all(v == v for v in result.values())  # no NaN anywhere

@@ -1,0 +1,145 @@
+"""Tests for jaxgan.models.layers: ConvTranspose2x == PyTorch ConvTranspose2d(4, 2, 1), SpatialProjection."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from jaxgan.models.layers import ConvTranspose2x, SpatialProjection, conv_transpose_2x, dcgan_normal
+
+DN = ('NHWC', 'HWIO', 'NHWC')
+IMPLS = ['gemm', 'conv', 'auto']
+# (batch, H, W, in, out): square/non-square, odd sizes, out above and below the 'auto' switch.
+SHAPES = [(2, 4, 4, 8, 16), (3, 5, 7, 3, 1)]
+
+
+def torch_conv_transpose_numpy(x: np.ndarray, w_torch: np.ndarray, stride: int, pad: int) -> np.ndarray:
+  """PyTorch ConvTranspose2d definition (NHWC in/out, weight (I, O, kh, kw)), as an explicit scatter."""
+  b, h, w, _ = x.shape
+  _, co, kh, kw = w_torch.shape
+  ho, wo = (h - 1) * stride - 2 * pad + kh, (w - 1) * stride - 2 * pad + kw
+  full = np.zeros((b, (h - 1) * stride + kh, (w - 1) * stride + kw, co))
+  for iy in range(h):
+    for ix in range(w):
+      # full[s*iy + ky, s*ix + kx, o] += sum_i x[iy, ix, i] W[i, o, ky, kx]
+      full[:, stride * iy:stride * iy + kh, stride * ix:stride * ix + kw] += np.einsum(
+          'bi,ioyx->byxo', x[:, iy, ix].astype(np.float64), w_torch.astype(np.float64))
+  return full[:, pad:pad + ho, pad:pad + wo]
+
+
+def lax_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """lax.conv_transpose correlates a 2-dilated input: flip the kernel, pad k - 1 - p = 2 per side."""
+  return lax.conv_transpose(x, kernel[::-1, ::-1], (2, 2), ((2, 2), (2, 2)), dimension_numbers=DN)
+
+
+def _inputs(shape, seed=0):
+  b, h, w, ci, co = shape
+  kx, kk = jax.random.split(jax.random.key(seed))
+  return jax.random.normal(kx, (b, h, w, ci)), 0.1 * jax.random.normal(kk, (4, 4, ci, co))
+
+
+@pytest.mark.parametrize('impl', IMPLS + ['lax'])
+def test_matches_pytorch_definition(impl):
+  x, kernel = _inputs((2, 3, 4, 2, 3))
+  w_torch = np.asarray(kernel).transpose(2, 3, 0, 1)  # kernel[ky, kx, i, o] == W_torch[i, o, ky, kx]
+  want = torch_conv_transpose_numpy(np.asarray(x), w_torch, stride=2, pad=1)
+  got = jax.jit(lambda x, k: conv_transpose_2x(x, k, impl=impl))(x, kernel)
+  assert got.shape == (2, 6, 8, 3)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('impl', IMPLS)
+def test_forward_and_grads_match_lax(impl, shape):
+  x, kernel = _inputs(shape)
+  b, h, w, _, co = shape
+  # cotangent scaled so that all gradients are O(1): the 1e-5 tolerance is then ~50x float32 rounding
+  cot = 0.1 * jax.random.normal(jax.random.key(7), (b, 2 * h, 2 * w, co))
+
+  def fwd_vjp(f):
+    y, vjp = jax.vjp(f, x, kernel)
+    return (y, *vjp(cot))
+
+  got = jax.jit(lambda: fwd_vjp(lambda x, k: conv_transpose_2x(x, k, impl=impl)))()
+  want = jax.jit(lambda: fwd_vjp(lax_reference))()
+  for name, g, r in zip(['y', 'dx', 'dkernel'], got, want):
+    assert g.shape == r.shape and g.dtype == jnp.float32, name
+    # <= 1e-5 absolute for O(1) values, relative for the larger kernel-gradient sums (float32 order)
+    np.testing.assert_allclose(g, r, atol=1e-5, rtol=1e-5, err_msg=name)
+
+
+def test_is_adjoint_of_strided_conv():
+  """PyTorch's ConvTranspose2d is the input-gradient of Conv2d(k=4, s=2, p=1) with in/out swapped."""
+  x, kernel = _inputs((2, 4, 4, 8, 16))
+  y = jax.random.normal(jax.random.key(3), (2, 8, 8, 16))
+  conv = lambda y: lax.conv_general_dilated(y, kernel.swapaxes(2, 3), (2, 2), ((1, 1), (1, 1)),
+                                            dimension_numbers=DN)
+  lhs = jnp.vdot(jax.jit(conv_transpose_2x)(x, kernel), y)
+  rhs = jnp.vdot(x, conv(y))
+  np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
+
+
+def test_flax_conv_transpose_equals_flipped_kernel():
+  """flax.linen.ConvTranspose(k=4, s=2, padding='SAME') is this layer with a spatially flipped kernel."""
+  x, kernel = _inputs((2, 4, 4, 8, 16))
+  flax_layer = nn.ConvTranspose(16, (4, 4), (2, 2), padding='SAME', use_bias=False)
+  got = jax.jit(flax_layer.apply)({'params': {'kernel': kernel[::-1, ::-1]}}, x)
+  np.testing.assert_allclose(got, conv_transpose_2x(x, kernel), atol=1e-5, rtol=0)
+
+
+def test_module_params_bias_and_init():
+  x = jnp.ones((2, 4, 4, 64))
+  layer = ConvTranspose2x(32, use_bias=True, bias_init=nn.initializers.constant(0.5))
+  variables = layer.init(jax.random.key(0), x)
+  params = variables['params']
+  assert set(variables) == {'params'}
+  assert params['kernel'].shape == (4, 4, 64, 32) and params['bias'].shape == (32,)
+  assert sum(p.size for p in jax.tree.leaves(params)) == 16 * 64 * 32 + 32  # PyTorch's count
+  # DCGAN init N(0, 0.02): 32768 samples -> sample std within a few % of 0.02
+  assert abs(float(params['kernel'].std()) - 0.02) < 0.001
+  assert abs(float(params['kernel'].mean())) < 0.001
+  y = jax.jit(layer.apply)(variables, x)
+  np.testing.assert_allclose(y, conv_transpose_2x(x, params['kernel']) + 0.5, atol=1e-5, rtol=0)
+  no_bias = ConvTranspose2x(32).init(jax.random.key(0), x)['params']
+  assert set(no_bias) == {'kernel'}
+
+
+def test_module_dtype():
+  x = jnp.ones((1, 4, 4, 8))
+  variables = ConvTranspose2x(4).init(jax.random.key(0), x)
+  assert variables['params']['kernel'].dtype == jnp.float32
+  assert ConvTranspose2x(4).apply(variables, x).dtype == jnp.float32
+  assert ConvTranspose2x(4, dtype=jnp.bfloat16).apply(variables, x).dtype == jnp.bfloat16
+
+
+def test_rejects_bad_impl_and_kernel():
+  x, kernel = jnp.zeros((1, 2, 2, 3)), jnp.zeros((4, 4, 3, 4))
+  with pytest.raises(ValueError, match='unknown impl'):
+    conv_transpose_2x(x, kernel, impl='fft')
+  with pytest.raises(AssertionError):
+    conv_transpose_2x(x, kernel[:3])
+
+
+def test_spatial_projection_is_torch_first_layer():
+  """SpatialProjection == PyTorch ConvTranspose2d(D, C, 4, 1, 0) applied to a 1x1 input."""
+  nz, c = 10, 6
+  z = jax.random.normal(jax.random.key(0), (3, nz))
+  layer = SpatialProjection(size=4, features=c)
+  variables = layer.init(jax.random.key(1), z)
+  kernel = variables['params']['dense']['kernel']
+  assert kernel.shape == (nz, 4, 4, c)
+  assert sum(p.size for p in jax.tree.leaves(variables)) == nz * 16 * c  # no bias
+  got = jax.jit(layer.apply)(variables, z)
+  # transposed conv, k=4, s=1, p=0 on a 1x1 image: flip + pad k - 1 - p = 3.
+  hwio = kernel.transpose(1, 2, 0, 3)  # [y, x, d, o] == W_torch[d, o, y, x]
+  want = lax.conv_transpose(z[:, None, None, :], hwio[::-1, ::-1], (1, 1), ((3, 3), (3, 3)),
+                            dimension_numbers=DN)
+  assert got.shape == (3, 4, 4, c)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_dcgan_normal_mean():
+  w = dcgan_normal(1.0, 0.02)(jax.random.key(0), (4096,))
+  assert abs(float(w.mean()) - 1.0) < 0.002 and abs(float(w.std()) - 0.02) < 0.002
