@@ -63,6 +63,9 @@ flags.DEFINE_integer("eval_every", None, "Steps between sample plots. Default: s
 flags.DEFINE_integer("ckpt_every", None, "Steps between checkpoints. Default: steps/4.")
 flags.DEFINE_integer("num_eval_samples", None, "Samples for evaluation. Default: 2500 toy, 1000 images.")
 flags.DEFINE_bool("overwrite", _D.overwrite, "Delete an existing run of a different config in --workdir.")
+flags.DEFINE_string("sweep", None, "A sweep definition (e.g. experiments/sweeps/toy_lr.py): trains every run "
+                    "it defines under --workdir (groups of same-shaped runs as one vmapped program) and "
+                    "writes summary.csv/summary.md. Other flags are ignored.")
 
 FLAGS = flags.FLAGS
 CONFIG_FLAGS = [f.name for f in dataclasses.fields(Config)]
@@ -89,6 +92,10 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   from jaxgan.train import quiet_library_logs, train  # after flag parsing: JAX starts only for valid commands
   quiet_library_logs()
+  if FLAGS.sweep:
+    from jaxgan.sweep import run_sweep
+    run_sweep(FLAGS.sweep, FLAGS.workdir)
+    return
   train(config_from_flags({name: getattr(FLAGS, name) for name in CONFIG_FLAGS}))
 
 

@@ -253,7 +253,9 @@ def train_step(state: GANState, batches: Batch, *, config: StepConfig) -> tuple[
   over the critic updates.
   """
   chex.assert_tree_shape_prefix(batches, (config.n_critic,))
-  state, d_metrics = lax.scan(functools.partial(d_step, config=config), state, batches)
+  # Unrolled: XLA:CPU runs convolutions inside a while loop ~10x slower than at top level (measured here:
+  # 7.3 s vs 0.6 s for a 28x28 DCGAN WGAN step), and n_critic is small.
+  state, d_metrics = lax.scan(functools.partial(d_step, config=config), state, batches, unroll=True)
   last_batch = jax.tree_util.tree_map(lambda x: x[-1], batches)
   state, g_metrics = g_step(state, last_batch, config=config)
   metrics = {k: jnp.mean(v) for k, v in d_metrics.items()}

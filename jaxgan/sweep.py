@@ -83,7 +83,7 @@ from jaxgan import evaluate, plots
 from jaxgan import train as train_lib
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError, config_differences
-from jaxgan.data.batches import _toy_batches
+from jaxgan.data.batches import toy_batches
 from jaxgan.data.toy import TOY_DATASETS, ToyMixture
 from jaxgan.metrics.toy import toy_metrics
 from jaxgan.state import GANState
@@ -287,7 +287,7 @@ def make_group_train(config: StepConfig, dataset: ToyMixture, batch_size: int, l
   Each member draws its real data from its own key and step exactly as ``ToyBatches`` does.
   """
   def one_step(state: GANState, _):
-    batch = _toy_batches(state.key, state.step, dataset=dataset, n_critic=config.n_critic,
+    batch = toy_batches(state.key, state.step, dataset=dataset, n_critic=config.n_critic,
                          batch_size=batch_size)
     return train_step(state, batch, config=config)
 

@@ -39,7 +39,7 @@ class BatchSource(Protocol):
 
 
 @functools.partial(jax.jit, static_argnames=("dataset", "n_critic", "batch_size"))
-def _toy_batches(key: jax.Array, step: jax.Array, *, dataset: ToyMixture, n_critic: int,
+def toy_batches(key: jax.Array, step: jax.Array, *, dataset: ToyMixture, n_critic: int,
                  batch_size: int) -> Batch:
   step_key = jax.random.fold_in(jax.random.fold_in(key, KEY_DATA), step)
   x = dataset.sample(step_key, n_critic * batch_size)
@@ -58,7 +58,7 @@ class ToyBatches:
   example_shape: tuple[int, ...] = (2,)
 
   def next(self, step: int) -> Batch:
-    return _toy_batches(self.key, jnp.int32(step), dataset=self.dataset, n_critic=self.n_critic,
+    return toy_batches(self.key, jnp.int32(step), dataset=self.dataset, n_critic=self.n_critic,
                         batch_size=self.batch_size)
 
   def get_state(self) -> dict[str, Any]:
