@@ -27,7 +27,7 @@ DATASET_RESOLUTION = {"digits": 28, "mnist": 28, "fashion_mnist": 28, "cifar10":
 # a narrower net, fewer steps and a learning rate of 2e-4 for every objective (WGAN's paper value, 5e-5,
 # needs far more steps than a CPU run allows: measured here, noise after 80 steps where 2e-4 shows
 # digit shapes after 240). Explicit flags override these; other datasets use the papers' values.
-DATASET_PRESETS = {"digits": dict(width=32, steps=600, lr_g=2e-4, lr_d=2e-4)}
+DATASET_PRESETS = {"digits": dict(width=32, steps=1200, lr_g=2e-4, lr_d=2e-4)}
 ARCH_LATENT_DIM = {"mlp": 2, "dcgan": 100, "resnet": 128}
 
 
