@@ -121,7 +121,8 @@ def _prdc_reference(real, fake, k):
 def test_prdc_matches_bruteforce_with_blocks_and_padding():
   import scipy.spatial  # noqa: F401 - used by the reference.
   rng = np.random.default_rng(6)
-  real = rng.standard_normal((157, 6)).astype(np.float32)
+  real = rng.standard_normal((150, 6)).astype(np.float32)
+  real = np.concatenate([real, real[:7]])  # Duplicates: the k-NN radii count them (multiset).
   fake = (rng.standard_normal((131, 6)) * 1.3 + 0.4).astype(np.float32)
   got = F.precision_recall_density_coverage(real, fake, k=3, block=32)  # Ragged last blocks.
   want = _prdc_reference(real, fake, 3)

@@ -97,8 +97,9 @@ def make_stacked_mnist_iterator(*, batch_size: int, seed: int, resolution: int =
     digits: optional (images [N, R, R, 1] in [-1, 1], labels [N]) to stack instead of MNIST
       (tests, or another digit source).
   """
-  if not isinstance(num_examples, (int, np.integer)) or num_examples < 1:
-    raise ValueError(f"num_examples must be a positive int, got {num_examples!r}")
+  for arg, value in (("num_examples", num_examples), ("batch_size", batch_size)):
+    if not isinstance(value, (int, np.integer)) or value < 1:
+      raise ValueError(f"{arg} must be a positive int, got {value!r}")
   if digits is None:
     digits = load_mnist_digits(split, resolution=resolution, data_dir=data_dir,
                                manual_dir=manual_dir, download=download)
