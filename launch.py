@@ -18,7 +18,8 @@ _D = Config()  # defaults
 
 # What to train.
 flags.DEFINE_enum("objective", _D.objective, list(OBJECTIVES), "GAN objective (loss pair).")
-flags.DEFINE_enum("arch", _D.arch, list(ARCHS), "Architecture: mlp (2-D toy data), dcgan, resnet.")
+flags.DEFINE_enum("arch", _D.arch, list(ARCHS), "Architecture: mlp (2-D toy data), dcgan, resnet, "
+                  "pix2pix, cyclegan, infogan, stylegan.")
 flags.DEFINE_string("dataset", None, "ring8/grid25/grid16 (mlp); digits (embedded, offline), mnist, "
                     "fashion_mnist, cifar10, celeb_a, svhn_cropped or any TFDS image dataset. "
                     "Default: ring8 for mlp, digits for image architectures.")
@@ -50,6 +51,33 @@ flags.DEFINE_float("label_smoothing", _D.label_smoothing, "One-sided label smoot
 flags.DEFINE_float("ema_decay", None, "EMA decay of G's weights for evaluation (0 = off). "
                    "Default: 0.999 mlp and resnet, off for dcgan.")
 flags.DEFINE_float("margin", None, "EBGAN margin m. Default: 1.")
+# Architecture-specific (unset = the architecture's default; an error for architectures that ignore them).
+flags.DEFINE_float("l1_weight", None, "pix2pix: weight of the L1 loss to the target. Default: 100.")
+flags.DEFINE_float("cycle_weight", None, "cyclegan: weight of the cycle-consistency losses. Default: 10.")
+flags.DEFINE_float("identity_weight", None, "cyclegan: identity loss weight as a fraction of "
+                   "--cycle_weight. Default: 0.5.")
+flags.DEFINE_integer("pool_size", None, "cyclegan: generated images kept for D updates. Default: 50.")
+flags.DEFINE_integer("lr_decay_start", None, "cyclegan: step where learning rates begin to decay linearly "
+                     "to 0 at --steps. Default: steps/2.")
+flags.DEFINE_float("info_weight", None, "infogan: weight of the mutual-information bound. Default: 1.")
+flags.DEFINE_integer("num_categories", None, "infogan: values of the categorical code. Default: 10.")
+flags.DEFINE_integer("num_continuous", None, "infogan: continuous codes in [-1, 1]. Default: 2.")
+flags.DEFINE_float("style_mixing", None, "stylegan: style-mixing probability in training. Default: 0.9.")
+flags.DEFINE_float("truncation_psi", None, "stylegan: truncation psi of sample grids and evaluation "
+                   "(1 = none). Default: 1.")
+flags.DEFINE_integer("r1_interval", None, "stylegan: lazy R1 every this many D steps. Default: 16.")
+# Compute.
+flags.DEFINE_enum("precision", _D.precision, ["float32", "bfloat16"], "Layer computation dtype "
+                  "(params and optimizer states stay float32). bfloat16: dcgan.")
+flags.DEFINE_integer("num_devices", None, "Local devices to shard each batch over with pmap "
+                     "(default: all). The global --batch_size must be divisible by it.")
+flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0; with "
+                    "--num_processes and --process_id, calls jax.distributed.initialize. Not needed "
+                    "where JAX detects the cluster itself (e.g. SLURM, Cloud TPU): see --distributed.")
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's index (0 writes logs and files).")
+flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() and let JAX read "
+                  "the cluster from its environment (implied by --coordinator_address).")
 # Data.
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
 flags.DEFINE_string("manual_dir", None, "Raw dataset files to prepare a TFDS dataset offline "
@@ -62,6 +90,10 @@ flags.DEFINE_integer("log_every", None, "Steps between metric lines. Default: st
 flags.DEFINE_integer("eval_every", None, "Steps between sample plots. Default: steps/10.")
 flags.DEFINE_integer("ckpt_every", None, "Steps between checkpoints. Default: steps/4.")
 flags.DEFINE_integer("num_eval_samples", None, "Samples for evaluation. Default: 2500 toy, 1000 images.")
+flags.DEFINE_string("classifier_dir", None, "A classifier saved by `python -m jaxgan.metrics.classifier` "
+                    "for end-of-run classifier FID/KID/precision/recall (and conditional accuracy).")
+flags.DEFINE_string("inception_weights", None, "Inception-v3 weights file for Inception FID at the end of "
+                    "the run (never downloaded).")
 flags.DEFINE_bool("overwrite", _D.overwrite, "Delete an existing run of a different config in --workdir.")
 flags.DEFINE_string("sweep", None, "A sweep definition (e.g. experiments/sweeps/toy_lr.py): trains every run "
                     "it defines under --workdir (groups of same-shaped runs as one vmapped program) and "
@@ -90,6 +122,10 @@ flags.register_multi_flags_validator(CONFIG_FLAGS, _validate)
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if FLAGS.coordinator_address or FLAGS.distributed:
+    import jax  # before any other JAX call: initialize must run first
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   from jaxgan.train import quiet_library_logs, train  # after flag parsing: JAX starts only for valid commands
   quiet_library_logs()
   if FLAGS.sweep:

@@ -8,16 +8,29 @@ and validates every value and combination, raising ``ConfigError`` with a messag
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from typing import Any
 
 from jaxgan.data.toy import TOY_DATASETS
 from jaxgan.objectives import OBJECTIVES
+from jaxgan.recipes import RECIPE_MODULES
 
-ARCHS = ("mlp", "dcgan", "resnet")
+ARCHS = tuple(RECIPE_MODULES)
+# The architectures of the one-G-one-D recipe (jaxgan.recipes.gan), whose defaults live in this module;
+# every other architecture's defaults and checks live in its recipe module (DEFAULTS, RESOLUTIONS, validate).
+GAN_ARCHS = ("mlp", "dcgan", "resnet")
 IMAGE_ARCHS = ("dcgan", "resnet")
 # Resolutions each architecture supports (checked at parse time).
 ARCH_RESOLUTIONS = {"mlp": (None,), "dcgan": (28, 32, 64), "resnet": (28, 32, 64)}
+PRECISIONS = ("float32", "bfloat16")
+# Architectures whose layers take a computation dtype (--precision=bfloat16).
+BF16_ARCHS = ("dcgan",)
+# Fields only some architectures read: None unless the architecture's recipe has a default for them, and
+# setting one for an architecture that ignores it is an error (rather than silently doing nothing).
+ARCH_SPECIFIC_FIELDS = ("l1_weight", "cycle_weight", "identity_weight", "pool_size", "lr_decay_start",
+                        "info_weight", "num_categories", "num_continuous", "style_mixing",
+                        "truncation_psi", "r1_interval")
 EMBEDDED_DATASET = "digits"
 # Default resolution of well-known datasets (anything else: 32, or set --resolution).
 DATASET_RESOLUTION = {"digits": 28, "mnist": 28, "fashion_mnist": 28, "cifar10": 32,
@@ -69,6 +82,21 @@ class Config:
   label_smoothing: float = 0.0
   ema_decay: float | None = None  # 0 = off; default: 0.999 for mlp and resnet, off for dcgan
   margin: float | None = None
+  # Architecture-specific (see ARCH_SPECIFIC_FIELDS and each recipe's DEFAULTS).
+  l1_weight: float | None = None  # pix2pix: lambda of the L1 loss to the target
+  cycle_weight: float | None = None  # cyclegan: lambda of the cycle-consistency loss
+  identity_weight: float | None = None  # cyclegan: identity loss weight, as a fraction of cycle_weight
+  pool_size: int | None = None  # cyclegan: history of generated images D trains on
+  lr_decay_start: int | None = None  # cyclegan: step where the learning rates start decaying linearly to 0
+  info_weight: float | None = None  # infogan: lambda of the mutual-information bound
+  num_categories: int | None = None  # infogan: values of the categorical code
+  num_continuous: int | None = None  # infogan: continuous codes, uniform in [-1, 1]
+  style_mixing: float | None = None  # stylegan: probability of style mixing during training
+  truncation_psi: float | None = None  # stylegan: truncation of w for sample grids and evaluation
+  r1_interval: int | None = None  # stylegan: lazy R1, applied every this many D steps
+  # Compute.
+  precision: str = "float32"  # computation dtype of the layers; params and optimizer stay float32
+  num_devices: int | None = None  # local devices to shard the batch over with pmap (None = all)
   # Data.
   data_dir: str | None = None
   manual_dir: str | None = None
@@ -79,9 +107,17 @@ class Config:
   eval_every: int | None = None
   ckpt_every: int | None = None
   num_eval_samples: int | None = None
+  classifier_dir: str | None = None  # a saved jaxgan MNIST-style classifier for classifier FID etc.
+  inception_weights: str | None = None  # Inception-v3 weights file for Inception FID (no download)
   overwrite: bool = False
 
   # --- derived -------------------------------------------------------------------------------------
+
+  @property
+  def recipe(self) -> Any:
+    """The recipe module that trains ``arch`` (``jaxgan.recipes``)."""
+    from jaxgan.recipes import get_recipe
+    return get_recipe(self.arch)
 
   @property
   def is_toy(self) -> bool:
@@ -108,7 +144,14 @@ class Config:
       raise ConfigError(f"--arch={self.arch!r} is unknown; valid: {', '.join(ARCHS)}")
     obj = OBJECTIVES[self.objective].defaults
     toy = self.arch == "mlp"
-    dataset = self.dataset or ("ring8" if toy else EMBEDDED_DATASET)
+    recipe_defaults: dict[str, Any] = {}
+    if self.arch not in GAN_ARCHS:
+      try:
+        recipe_defaults = dict(importlib.import_module(RECIPE_MODULES[self.arch]).DEFAULTS)
+      except ImportError as e:
+        raise ConfigError(f"--arch={self.arch} cannot be loaded ({e}); reinstall jaxgan "
+                          f"(pip install -e .)") from None
+    dataset = self.dataset or recipe_defaults.get("dataset") or ("ring8" if toy else EMBEDDED_DATASET)
     if toy and dataset not in TOY_DATASETS:
       raise ConfigError(f"--arch=mlp trains on 2-D toy data; --dataset must be one of "
                         f"{', '.join(TOY_DATASETS)} (got {dataset!r}); use --arch=dcgan or resnet for images")
@@ -118,8 +161,8 @@ class Config:
     defaults = dict(
         dataset=dataset,
         resolution=resolution,
-        latent_dim=ARCH_LATENT_DIM[self.arch],
-        width={"mlp": 128, "dcgan": 64, "resnet": 128}[self.arch],
+        latent_dim=ARCH_LATENT_DIM.get(self.arch, 100),
+        width={"mlp": 128, "dcgan": 64, "resnet": 128}.get(self.arch, 64),
         steps=10_000 if toy else 2_000,
         batch_size=256 if toy else 64,
         optimizer=obj["optimizer"],
@@ -134,7 +177,13 @@ class Config:
         num_eval_samples=2500 if toy else 1000,
         ema_decay=0.0 if self.arch == "dcgan" else 0.999,
     )
-    defaults.update(DATASET_PRESETS.get(dataset, {}) if not toy else {})
+    if self.arch in IMAGE_ARCHS:
+      defaults.update(DATASET_PRESETS.get(dataset, {}))
+    unused = [k for k in ARCH_SPECIFIC_FIELDS if getattr(self, k) is not None and k not in recipe_defaults]
+    if unused:
+      raise ConfigError(f"{', '.join('--' + k for k in unused)} do(es) not apply to --arch={self.arch}; "
+                        f"drop it or choose the architecture that reads it")
+    defaults.update(recipe_defaults)
     filled = {k: (defaults[k] if getattr(self, k) is None and k in defaults else getattr(self, k))
               for k in (f.name for f in dataclasses.fields(self))}
     filled["dataset"] = dataset
@@ -184,18 +233,28 @@ class Config:
          "--conditional needs labelled image data (--arch=dcgan or resnet)")
     need(self.arch == "resnet" or not self.spectral_norm,
          "--spectral_norm is implemented for --arch=resnet")
-    need(self.resolution in ARCH_RESOLUTIONS[self.arch],
+    resolutions = ARCH_RESOLUTIONS.get(self.arch) or tuple(self.recipe.RESOLUTIONS)
+    need(self.precision in PRECISIONS, f"--precision={self.precision!r} is unknown; valid: {', '.join(PRECISIONS)}")
+    need(self.precision == "float32" or self.arch in BF16_ARCHS,
+         f"--precision={self.precision} is implemented for --arch={', '.join(BF16_ARCHS)}; use float32")
+    need(self.num_devices is None or self.num_devices >= 1, f"--num_devices must be >= 1 (got {self.num_devices})")
+    need(self.num_devices is None or self.batch_size % self.num_devices == 0,
+         f"--batch_size={self.batch_size} must be divisible by --num_devices={self.num_devices} "
+         f"(each device takes an equal slice of the global batch)")
+    need(self.resolution in resolutions,
          f"--resolution={self.resolution} is not supported by --arch={self.arch}; valid: "
-         f"{', '.join(str(r) for r in ARCH_RESOLUTIONS[self.arch])}")
+         f"{', '.join(str(r) for r in resolutions)}")
     for name in ("log_every", "eval_every", "ckpt_every", "num_eval_samples"):
       need(getattr(self, name) >= 1, f"--{name} must be >= 1 (got {getattr(self, name)})")
     need(self.manual_dir is None or not self.is_toy, "--manual_dir only applies to image datasets")
+    if self.arch not in GAN_ARCHS:
+      self.recipe.validate(self)
 
 
 # Fields that may differ when resuming a run from its workdir (everything else must match).
 RESUMABLE_DIFFERENCES = frozenset(
     {"steps", "workdir", "log_every", "eval_every", "ckpt_every", "overwrite", "data_dir", "manual_dir",
-     "download", "num_eval_samples"})
+     "download", "num_eval_samples", "num_devices", "classifier_dir", "inception_weights"})
 
 
 def config_differences(saved: dict[str, Any], current: Config) -> dict[str, tuple[Any, Any]]:

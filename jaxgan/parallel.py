@@ -11,7 +11,7 @@ backend replace it without touching the steps.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -22,26 +22,57 @@ from jaxgan.steps import Steps, StepConfig, d_step, g_step, train_step
 AXIS = "batch"
 
 
+def local_devices(num_devices: int | None = None) -> list[jax.Device]:
+  """The first ``num_devices`` local devices (all of them if None); a ValueError names what exists."""
+  devices = jax.local_devices()
+  if num_devices is None:
+    return devices
+  if not 1 <= num_devices <= len(devices):
+    raise ValueError(f"--num_devices={num_devices}, but this process has {len(devices)} local device(s) "
+                     f"({devices[0].platform}); choose 1..{len(devices)}")
+  if jax.process_count() > 1 and num_devices != len(devices):
+    raise ValueError("Multi-process runs use every local device; leave --num_devices unset")
+  return devices[:num_devices]
+
+
+def _global_devices(devices: Sequence[jax.Device]) -> list[jax.Device]:
+  """The devices of the whole run: ``devices`` in one process, every process's devices in several."""
+  return list(devices) if jax.process_count() == 1 else jax.devices()
+
+
 def _sharding(devices: Sequence[jax.Device]) -> NamedSharding:
-  return NamedSharding(Mesh(np.asarray(devices), (AXIS,)), PartitionSpec(AXIS))
+  return NamedSharding(Mesh(np.asarray(_global_devices(devices)), (AXIS,)), PartitionSpec(AXIS))
+
+
+def _from_local(local: np.ndarray, devices: Sequence[jax.Device]) -> jax.Array:
+  """A global array whose leading (device) axis holds this process's ``local`` rows on its devices."""
+  sharding = _sharding(devices)
+  global_shape = (len(_global_devices(devices)),) + local.shape[1:]
+  return jax.make_array_from_process_local_data(sharding, local, global_shape)
 
 
 def replicate(tree: Any, devices: Sequence[jax.Device]) -> Any:
   """One copy of every leaf per device (leading axis = device), placed on ``devices``."""
   n = len(devices)
-  stacked = jax.tree_util.tree_map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree)
-  return jax.device_put(stacked, _sharding(devices))
+  return jax.tree_util.tree_map(
+      lambda x: _from_local(np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), devices), tree)
 
 
 def unreplicate(tree: Any) -> Any:
-  """The first device's copy of a replicated tree (all copies are equal after pmean)."""
-  return jax.tree_util.tree_map(lambda x: x[0], tree)
+  """This process's first device copy of a replicated tree (all copies are equal after pmean)."""
+  def first(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return x.addressable_shards[0].data[0]
+    return x[0]
+  return jax.tree_util.tree_map(first, tree)
 
 
 def shard_batch(batch: Any, devices: Sequence[jax.Device], *, leading_axes: int = 1) -> Any:
-  """Splits the batch axis (after ``leading_axes`` axes, e.g. n_critic) over devices.
+  """Splits this process's batch axis (after ``leading_axes`` axes, e.g. n_critic) over its devices.
 
   ``[n_critic, B, ...] -> [n_devices, n_critic, B / n_devices, ...]``, consecutive examples per device.
+  With several processes each passes its own shard of the global batch; process p's rows land on its
+  devices, so the global batch is the processes' batches in process order.
   """
   n = len(devices)
 
@@ -51,15 +82,19 @@ def shard_batch(batch: Any, devices: Sequence[jax.Device], *, leading_axes: int 
     if b % n:
       raise ValueError(f"Batch size {b} is not divisible by the {n} devices; choose a multiple of {n}")
     x = x.reshape(lead + (n, b // n) + x.shape[leading_axes + 1:])
-    return np.moveaxis(x, leading_axes, 0)
+    return _from_local(np.moveaxis(x, leading_axes, 0), devices)
 
-  return jax.device_put(jax.tree_util.tree_map(split, batch), _sharding(devices))
+  return jax.tree_util.tree_map(split, batch)
+
+
+def pmap_step(step_fn: Callable[[Any, Any], Any], devices: Sequence[jax.Device]) -> Callable[[Any, Any], Any]:
+  """``step_fn(state, batch)`` pmapped over ``AXIS`` with the state donated (all processes' devices)."""
+  return jax.pmap(step_fn, axis_name=AXIS, devices=_global_devices(devices), donate_argnums=0)
 
 
 def make_pmap_steps(config: StepConfig, devices: Sequence[jax.Device]) -> Steps:
   """The three steps pmapped over ``devices`` with the state donated; ``config.axis_name`` must be AXIS."""
   if config.axis_name != AXIS:
     raise ValueError(f"StepConfig.axis_name must be {AXIS!r} for pmap, got {config.axis_name!r}")
-  pmap = lambda fn: jax.pmap(functools.partial(fn, config=config), axis_name=AXIS,  # noqa: E731
-                             devices=list(devices), donate_argnums=0)
+  pmap = lambda fn: pmap_step(functools.partial(fn, config=config), devices)  # noqa: E731
   return Steps(d_step=pmap(d_step), g_step=pmap(g_step), train_step=pmap(train_step))

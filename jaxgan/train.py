@@ -7,7 +7,6 @@ device) and fetches metrics every ``log_every`` steps, where non-finite losses s
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -21,16 +20,11 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from jaxgan import evaluate, plots
+from jaxgan import evaluate, parallel
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError, config_differences
-from jaxgan.data.batches import BatchSource, ImageBatches, ToyBatches
-from jaxgan.data.toy import TOY_DATASETS
-from jaxgan.models import ModelSpec, build_models
-from jaxgan.objectives import OBJECTIVES
-from jaxgan.regularizers import pack as pack_inputs
-from jaxgan.state import GANState, make_optimizer
-from jaxgan.steps import StepConfig, make_steps
+from jaxgan.recipes import gan as gan_recipe
+from jaxgan.steps import make_steps  # noqa: F401  (re-exported for users of jaxgan.train)
 from jaxgan.writers import RunWriter
 
 
@@ -51,58 +45,10 @@ class NonFiniteError(FloatingPointError):
 
 # --- building blocks (usable on their own) -----------------------------------------------------------
 
-
-def step_config(config: Config, num_classes: int | None, axis_name: str | None = None) -> StepConfig:
-  """The static step structure a resolved Config asks for."""
-  return StepConfig(
-      objective=config.objective,
-      latent_dim=config.latent_dim,
-      num_classes=num_classes,
-      n_critic=config.n_critic,
-      pack=config.pack,
-      gradient_penalty=config.gp_weight > 0,
-      r1=config.r1_gamma > 0,
-      dragan=config.dragan_weight > 0,
-      weight_clipping=config.objective == "wgan",
-      instance_noise_steps=config.instance_noise_steps if config.instance_noise > 0 else 0,
-      ema=config.ema_decay > 0,
-      axis_name=axis_name,
-  )
-
-
-def make_batch_source(config: Config, *, shard_index: int = 0, shard_count: int = 1) -> BatchSource:
-  """Toy mixtures on the device, or an image iterator on the host."""
-  if config.is_toy:
-    key = jax.random.PRNGKey(config.seed)
-    return ToyBatches(TOY_DATASETS[config.dataset], key, config.batch_size, config.n_critic)
-  from jaxgan.data.images import make_image_iterator  # heavy imports only for image runs
-  data = make_image_iterator(
-      config.dataset if config.dataset != "digits" else None, batch_size=config.batch_size,
-      resolution=config.resolution, seed=config.seed, data_dir=config.data_dir,
-      manual_dir=config.manual_dir, download=config.download, shard_index=shard_index,
-      shard_count=shard_count)
-  return ImageBatches(data, n_critic=config.n_critic, conditional=config.conditional)
-
-
-def create_state(config: Config, source: BatchSource, axis_name: str | None = None) -> GANState:
-  """Models, optimizers and the initial GANState of a resolved config."""
-  channels = source.example_shape[-1]
-  spec = ModelSpec(latent_dim=config.latent_dim, width=config.width, resolution=config.resolution,
-                   channels=channels, num_classes=source.num_classes,
-                   spectral_norm=config.spectral_norm, axis_name=axis_name)
-  generator, discriminator = build_models(config.arch, spec)
-  opt = lambda lr: make_optimizer(config.optimizer, learning_rate=lr, beta1=config.beta1,  # noqa: E731
-                                  beta2=config.beta2)
-  d_input = pack_inputs(jnp.zeros((config.pack,) + source.example_shape, jnp.float32), config.pack)
-  num_fixed = 10 * source.num_classes if source.num_classes else 64
-  return GANState.create(
-      generator=generator, discriminator=discriminator, g_tx=opt(config.lr_g), d_tx=opt(config.lr_d),
-      key=jax.random.PRNGKey(config.seed), latent_dim=config.latent_dim, d_input=d_input,
-      num_classes=source.num_classes, num_fixed_samples=num_fixed,
-      hparams=dict(real_label=1.0 - config.label_smoothing, margin=config.margin,
-                   gp_weight=config.gp_weight, r1_gamma=config.r1_gamma,
-                   dragan_weight=config.dragan_weight, clip_value=config.clip_value,
-                   noise_std=config.instance_noise, ema_decay=config.ema_decay))
+# The GAN recipe's pieces, kept importable from here (they were defined here before recipes existed).
+step_config = gan_recipe.step_config
+make_batch_source = gan_recipe.make_source
+create_state = gan_recipe.create_state
 
 
 def prepare_workdir(config: Config) -> None:
@@ -169,61 +115,79 @@ class _StopRequest:
 
 
 def train(config: Config) -> dict[str, Any]:
-  """Trains (or resumes) the run ``config`` describes; returns the final evaluation (also eval.json)."""
+  """Trains (or resumes) the run ``config`` describes; returns the final evaluation (also eval.json).
+
+  The architecture's recipe (``jaxgan.recipes``) supplies data, state, step, samples and metrics; this
+  loop owns what every run shares: devices, logging, checkpoints, resume, non-finite checks and signals.
+  With several local devices the step is pmapped (``jaxgan.parallel``); with several processes
+  (``jax.distributed``) each reads its own shard of the data and only process 0 writes files.
+  """
   config = config.resolve()
-  prepare_workdir(config)
+  recipe = config.recipe
+  is_writer = jax.process_index() == 0
+  if is_writer:
+    prepare_workdir(config)
   workdir = config.workdir
-  source = make_batch_source(config)
-  state = create_state(config, source)
-  sconfig = step_config(config, source.num_classes)
+  devices = parallel.local_devices(config.num_devices)
+  num_shards = len(devices) * jax.process_count()
+  if config.batch_size % num_shards:
+    raise ConfigError(f"--batch_size={config.batch_size} is not divisible by the {num_shards} devices "
+                      f"({jax.process_count()} process(es) x {len(devices)}); choose a multiple of "
+                      f"{num_shards} or set --num_devices")
+  distributed = num_shards > 1
+  axis_name = parallel.AXIS if distributed else None
+  source = recipe.make_source(config, shard_index=jax.process_index(), shard_count=jax.process_count())
+  state = recipe.create_state(config, source, axis_name)
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
   restored = checkpointer.restore_latest(state)
   if restored is not None:
     ckpt_step, state, meta = restored
     source.set_state(meta["data"])
     logging.info("Resumed from checkpoint at step %d", ckpt_step)
-  steps = make_steps(sconfig)
-  writer = RunWriter(workdir, enabled=jax.process_index() == 0)
-  use_ema = config.ema_decay > 0
-  toy = TOY_DATASETS.get(config.dataset)
+  step_fn = recipe.make_train_step(config, source, axis_name)
+  if distributed:
+    train_step = parallel.pmap_step(step_fn, devices)
+    state = parallel.replicate(state, devices)
+    next_batch = lambda step: parallel.shard_batch(source.next(step), devices)  # noqa: E731
+    host_state = parallel.unreplicate
+  else:
+    train_step = jax.jit(step_fn, donate_argnums=0)
+    next_batch = source.next
+    host_state = lambda s: s  # noqa: E731
+  writer = RunWriter(workdir, enabled=is_writer)
 
   def save_samples(step: int) -> None:
-    if toy is not None:
-      metrics, samples = evaluate.evaluate_toy(state, toy, num_samples=config.num_eval_samples,
-                                               latent_dim=config.latent_dim, use_ema=use_ema)
-      path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
-      real = np.asarray(toy.sample(jax.random.PRNGKey(0), 1000))
-      plots.scatter_png(path, samples, real, means=toy.means,
-                        title=f"step {step}: {metrics['modes']} modes, hq {metrics['hq_fraction']:.2f}")
-      writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
-      with Image.open(path) as png:
-        writer.image(step, "samples", np.asarray(png.convert("RGB")))
-      logging.info("eval step %d: %s", step, metrics)
-    else:
-      labels = state.fixed_labels if source.num_classes else None
-      images = evaluate.generate(state, state.fixed_z, labels, use_ema=use_ema)
-      path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
-      grid = plots.save_image_grid(path, images, nrow=10 if source.num_classes else 8)
-      writer.image(step, "samples", grid if grid.shape[-1] == 3 else np.repeat(grid, 3, axis=-1))
+    path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
+    if not is_writer:
+      return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    scalars = recipe.write_samples(host_state(state), config, source, path)
+    if scalars:
+      writer.scalars(step, scalars)
+      logging.info("eval step %d: %s", step, scalars)
+    with Image.open(path) as png:
+      writer.image(step, "samples", np.asarray(png.convert("RGB")))
     shutil.copyfile(path, os.path.join(workdir, "samples", "latest.png"))
 
   def save_checkpoint(step: int) -> None:
-    if not _all_finite((state.g_params, state.d_params)):
+    current = host_state(state)
+    if not _all_finite((current.g_params, current.d_params) if hasattr(current, "d_params")
+                       else current.g_params):
       raise NonFiniteError(f"Parameters are not finite at step {step}; the last good checkpoint "
                            f"({checkpointer.all_steps()[-1:] or 'none'}) is kept. Lower the learning "
                            f"rates or add a regularizer (e.g. --gp_weight).")
-    checkpointer.save(step, state, {"data": source.get_state()})
+    checkpointer.save(step, current, {"data": source.get_state()})
 
-  step = int(state.step)
+  step = int(host_state(state).step)
   last_log_time, last_log_step = time.perf_counter(), step
-  logging.info("Training %s/%s on %s for %d steps (from step %d) in %s", config.objective, config.arch,
-               config.dataset, config.steps, step, workdir)
+  logging.info("Training %s/%s on %s for %d steps (from step %d) on %d device(s) in %s", config.objective,
+               config.arch, config.dataset, config.steps, step, num_shards, workdir)
   with _StopRequest() as stop:
     while step < config.steps:
-      batch = source.next(step)
-      state, metrics = steps.train_step(state, batch)
+      state, metrics = train_step(state, next_batch(step))
       step += 1
       if step % config.log_every == 0 or step == config.steps:
+        metrics = host_state(metrics) if distributed else metrics  # pmean-ed: every copy is equal
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
         now = time.perf_counter()
         values["steps_per_sec"] = (step - last_log_step) / max(now - last_log_time, 1e-9)
@@ -251,14 +215,11 @@ def train(config: Config) -> dict[str, Any]:
   # --- end of run: final samples, checkpoint, eval.json -------------------------------------------
   save_samples(step)
   save_checkpoint(step)
+  final = host_state(state)
   result: dict[str, Any] = {"step": step, "num_samples": config.num_eval_samples,
-                            "g_params_sha256": evaluate.params_sha256(state.g_params),
-                            "eval_params": "ema" if use_ema else "raw"}
-  if toy is not None:
-    metrics, _ = evaluate.evaluate_toy(state, toy, num_samples=config.num_eval_samples,
-                                       latent_dim=config.latent_dim, use_ema=use_ema)
-    result.update(metrics)
-  if jax.process_index() == 0:
+                            "g_params_sha256": evaluate.params_sha256(final.g_params)}
+  result.update(recipe.evaluate(final, config, source))
+  if is_writer:
     with open(os.path.join(workdir, "eval.json"), "w", encoding="utf-8") as f:
       json.dump(result, f, indent=2, sort_keys=True)
   writer.close()

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from jaxgan import train as train_lib
+from jaxgan.recipes import gan as gan_recipe
 from jaxgan.config import Config, ConfigError
 from jaxgan.objectives import OBJECTIVES
 
@@ -63,33 +64,33 @@ def test_a_workdir_of_another_config_is_refused_unless_overwrite(tmp_path):
 
 
 def _poisoned_steps(poison_from: int):
-  """make_steps whose train_step makes D's params (and so the losses) NaN from step ``poison_from``."""
-  real_make_steps = train_lib.make_steps
+  """The GAN recipe's make_train_step, with steps that make D's params (and the losses) NaN after ``poison_from``."""
+  real_make_train_step = gan_recipe.make_train_step
 
-  def make_steps(config):
-    steps = real_make_steps(config)
+  def make_train_step(config, source, axis_name=None):
+    step_fn = real_make_train_step(config, source, axis_name)
 
     def train_step(state, batch):
-      state, metrics = steps.train_step(state, batch)
+      state, metrics = step_fn(state, batch)
       bad = state.step > poison_from
       poison = lambda x: jnp.where(bad, jnp.nan, x)  # noqa: E731
       metrics = dict(metrics, d_loss=poison(metrics["d_loss"]))
       return state.replace(d_params=jax.tree_util.tree_map(poison, state.d_params)), metrics
 
-    return steps._replace(train_step=train_step)
+    return train_step
 
-  return make_steps
+  return make_train_step
 
 
 def test_nan_stops_the_run_naming_step_and_loss_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
-  monkeypatch.setattr(train_lib, "make_steps", _poisoned_steps(poison_from=25))
+  monkeypatch.setattr(gan_recipe, "make_train_step", _poisoned_steps(poison_from=25))
   with pytest.raises(train_lib.NonFiniteError, match=r"d_loss=nan.* at step 30.*checkpoint \(\[20\]\) is kept"):
     train_lib.train(_config(tmp_path))
   assert sorted(int(s) for s in os.listdir(tmp_path / "run" / "checkpoints") if s.isdigit()) == [20]
 
 
 def test_non_finite_params_are_never_checkpointed(tmp_path, monkeypatch):
-  monkeypatch.setattr(train_lib, "make_steps", _poisoned_steps(poison_from=25))
+  monkeypatch.setattr(gan_recipe, "make_train_step", _poisoned_steps(poison_from=25))
   with pytest.raises(train_lib.NonFiniteError, match="not finite at step 40"):
     train_lib.train(_config(tmp_path, log_every=1000, steps=50))  # no log before the save at 40
   assert sorted(int(s) for s in os.listdir(tmp_path / "run" / "checkpoints") if s.isdigit()) == [20]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
 
@@ -21,6 +22,7 @@ class ModelSpec:
   num_classes: int | None = None
   spectral_norm: bool = False
   axis_name: str | None = None  # pmap axis for cross-device BatchNorm statistics
+  dtype: Any = jnp.float32  # computation dtype (params stay float32): float32 or bfloat16
 
 
 def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
@@ -33,15 +35,16 @@ def _dcgan(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
   from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
   return (DCGANGenerator(resolution=spec.resolution, latent_dim=spec.latent_dim, ngf=spec.width,
                          channels=spec.channels, num_classes=spec.num_classes,
-                         axis_name=spec.axis_name),
+                         axis_name=spec.axis_name, dtype=spec.dtype),
           DCGANDiscriminator(resolution=spec.resolution, ndf=spec.width, channels=spec.channels,
-                             num_classes=spec.num_classes, axis_name=spec.axis_name))
+                             num_classes=spec.num_classes, axis_name=spec.axis_name, dtype=spec.dtype))
 
 
 def _resnet(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
   from jaxgan.models.resnet import ResNetDiscriminator, ResNetGenerator
   return (ResNetGenerator(resolution=spec.resolution, latent_dim=spec.latent_dim, ch=spec.width,
-                          channels=spec.channels, num_classes=spec.num_classes),
+                          channels=spec.channels, num_classes=spec.num_classes,
+                          axis_name=spec.axis_name),
           ResNetDiscriminator(resolution=spec.resolution, ch=spec.width, channels=spec.channels,
                               num_classes=spec.num_classes, spectral_norm=spec.spectral_norm))
 

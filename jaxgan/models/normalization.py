@@ -35,11 +35,13 @@ class ConditionalBatchNorm(nn.Module):
       momentum: running-average decay; 0.9 matches Chainer/PyTorch defaults used by SNGAN
         (flax's default is 0.99).
       epsilon: added to the variance.
+      axis_name: pmap axis to compute batch statistics over all devices (None = this device's batch).
     """
 
     num_classes: int
     momentum: float = 0.9
     epsilon: float = 1e-5
+    axis_name: str | None = None
 
     @nn.compact
     def __call__(self, x: Array, labels: Array, *, train: bool) -> Array:
@@ -52,6 +54,7 @@ class ConditionalBatchNorm(nn.Module):
             epsilon=self.epsilon,
             use_scale=False,
             use_bias=False,
+            axis_name=self.axis_name,
             name="bn",
         )(x)
         gamma = nn.Embed(

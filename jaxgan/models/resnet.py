@@ -78,13 +78,16 @@ class _GBlock(nn.Module):
     features: int
     num_classes: int | None
     bn_momentum: float
+    axis_name: str | None = None
 
     def _bn(self, x: Array, labels: Array | None, train: bool, name: str) -> Array:
         if self.num_classes is None:
             return nn.BatchNorm(
-                use_running_average=not train, momentum=self.bn_momentum, name=name
+                use_running_average=not train, momentum=self.bn_momentum,
+                axis_name=self.axis_name, name=name
             )(x)
-        return ConditionalBatchNorm(self.num_classes, momentum=self.bn_momentum, name=name)(
+        return ConditionalBatchNorm(self.num_classes, momentum=self.bn_momentum,
+                                    axis_name=self.axis_name, name=name)(
             x, labels, train=train
         )
 
@@ -111,6 +114,7 @@ class ResNetGenerator(nn.Module):
     channels: int = 3
     num_classes: int | None = None
     bn_momentum: float = 0.9
+    axis_name: str | None = None  # pmap axis: BatchNorm statistics over all devices' batches
 
     @nn.compact
     def __call__(self, z: Array, labels: Array | None = None, *, train: bool) -> Array:
@@ -126,10 +130,12 @@ class ResNetGenerator(nn.Module):
         h = nn.Dense(start * start * self.ch, kernel_init=_glorot, name="dense")(z)
         h = h.reshape(z.shape[0], start, start, self.ch)
         for i in range(n_up):
-            h = _GBlock(self.ch, self.num_classes, self.bn_momentum, name=f"block{i}")(
+            h = _GBlock(self.ch, self.num_classes, self.bn_momentum, self.axis_name,
+                        name=f"block{i}")(
                 h, labels, train=train
             )
-        h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, name="bn_out")(h)
+        h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                         axis_name=self.axis_name, name="bn_out")(h)
         h = _conv(self.channels, 3, _glorot, "conv_out")(nn.relu(h))
         out = jnp.tanh(h)
         chex.assert_shape(out, (z.shape[0], self.resolution, self.resolution, self.channels))

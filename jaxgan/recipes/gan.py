@@ -1,0 +1,131 @@
+"""The recipe of unconditional/conditional GANs with one G and one D: ``--arch=mlp|dcgan|resnet``.
+
+The state is ``jaxgan.state.GANState`` and the step ``jaxgan.steps.train_step`` (n_critic D updates,
+then one G update). Their defaults live in ``jaxgan.config`` (they predate recipes); ``DEFAULTS`` is
+empty here.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgan import evaluate as eval_lib
+from jaxgan import plots
+from jaxgan.config import Config
+from jaxgan.data.batches import BatchSource, ImageBatches, ToyBatches
+from jaxgan.data.toy import TOY_DATASETS
+from jaxgan.models import ModelSpec, build_models
+from jaxgan.regularizers import pack as pack_inputs
+from jaxgan.state import GANState, make_optimizer
+from jaxgan.steps import StepConfig, train_step
+
+DEFAULTS: dict[str, Any] = {}
+RESOLUTIONS = (None, 28, 32, 64)
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def validate(config: Config) -> None:
+  del config  # jaxgan.config validates every GAN field
+
+
+def step_config(config: Config, num_classes: int | None, axis_name: str | None = None) -> StepConfig:
+  """The static step structure a resolved Config asks for."""
+  return StepConfig(
+      objective=config.objective,
+      latent_dim=config.latent_dim,
+      num_classes=num_classes,
+      n_critic=config.n_critic,
+      pack=config.pack,
+      gradient_penalty=config.gp_weight > 0,
+      r1=config.r1_gamma > 0,
+      dragan=config.dragan_weight > 0,
+      weight_clipping=config.objective == "wgan",
+      instance_noise_steps=config.instance_noise_steps if config.instance_noise > 0 else 0,
+      ema=config.ema_decay > 0,
+      axis_name=axis_name,
+  )
+
+
+def make_source(config: Config, *, shard_index: int = 0, shard_count: int = 1) -> BatchSource:
+  """Toy mixtures sampled on the device, or an image iterator on the host (this host's shard)."""
+  if shard_count > 1 and config.batch_size % shard_count:
+    raise ValueError(f"--batch_size={config.batch_size} must be divisible by the {shard_count} processes")
+  batch_size = config.batch_size // shard_count
+  if config.is_toy:
+    # Every host draws its own examples: the key of host i is folded with i (host 0 = a 1-host run).
+    key = jax.random.PRNGKey(config.seed)
+    key = key if shard_index == 0 else jax.random.fold_in(key, shard_index)
+    return ToyBatches(TOY_DATASETS[config.dataset], key, batch_size, config.n_critic)
+  from jaxgan.data.images import make_image_iterator  # heavy imports only for image runs
+  data = make_image_iterator(
+      config.dataset if config.dataset != "digits" else None, batch_size=batch_size,
+      resolution=config.resolution, seed=config.seed, data_dir=config.data_dir,
+      manual_dir=config.manual_dir, download=config.download, shard_index=shard_index,
+      shard_count=shard_count)
+  return ImageBatches(data, n_critic=config.n_critic, conditional=config.conditional)
+
+
+def create_state(config: Config, source: BatchSource, axis_name: str | None = None) -> GANState:
+  """Models, optimizers and the initial GANState of a resolved config."""
+  channels = source.example_shape[-1]
+  spec = ModelSpec(latent_dim=config.latent_dim, width=config.width, resolution=config.resolution,
+                   channels=channels, num_classes=source.num_classes,
+                   spectral_norm=config.spectral_norm, axis_name=axis_name,
+                   dtype=COMPUTE_DTYPES[config.precision])
+  generator, discriminator = build_models(config.arch, spec)
+  opt = lambda lr: make_optimizer(config.optimizer, learning_rate=lr, beta1=config.beta1,  # noqa: E731
+                                  beta2=config.beta2)
+  d_input = pack_inputs(jnp.zeros((config.pack,) + source.example_shape, jnp.float32), config.pack)
+  num_fixed = 10 * source.num_classes if source.num_classes else 64
+  return GANState.create(
+      generator=generator, discriminator=discriminator, g_tx=opt(config.lr_g), d_tx=opt(config.lr_d),
+      key=jax.random.PRNGKey(config.seed), latent_dim=config.latent_dim, d_input=d_input,
+      num_classes=source.num_classes, num_fixed_samples=num_fixed,
+      hparams=dict(real_label=1.0 - config.label_smoothing, margin=config.margin,
+                   gp_weight=config.gp_weight, r1_gamma=config.r1_gamma,
+                   dragan_weight=config.dragan_weight, clip_value=config.clip_value,
+                   noise_std=config.instance_noise, ema_decay=config.ema_decay))
+
+
+def make_train_step(config: Config, source: BatchSource, axis_name: str | None = None):
+  """``jaxgan.steps.train_step`` with this run's static structure bound."""
+  return functools.partial(train_step, config=step_config(config, source.num_classes, axis_name))
+
+
+def write_samples(state: GANState, config: Config, source: BatchSource, path: str) -> dict[str, float]:
+  """Toy data: a scatter plot and the toy metrics; images: a grid of G(fixed z) (one class per row)."""
+  use_ema = config.ema_decay > 0
+  toy = TOY_DATASETS.get(config.dataset)
+  if toy is not None:
+    metrics, samples = eval_lib.evaluate_toy(state, toy, num_samples=config.num_eval_samples,
+                                             latent_dim=config.latent_dim, use_ema=use_ema)
+    real = np.asarray(toy.sample(jax.random.PRNGKey(0), 1000))
+    plots.scatter_png(path, samples, real, means=toy.means,
+                      title=f"step {int(state.step)}: {metrics['modes']} modes, hq {metrics['hq_fraction']:.2f}")
+    return {f"eval/{k}": float(v) for k, v in metrics.items()}
+  labels = state.fixed_labels if source.num_classes else None
+  images = eval_lib.generate(state, state.fixed_z, labels, use_ema=use_ema)
+  plots.save_image_grid(path, images, nrow=10 if source.num_classes else 8)
+  return {}
+
+
+def evaluate(state: GANState, config: Config, source: BatchSource) -> dict[str, Any]:
+  """Toy metrics (PacGAN protocol) or the image metrics of ``jaxgan.eval_lib.evaluate_images``."""
+  use_ema = config.ema_decay > 0
+  result: dict[str, Any] = {"eval_params": "ema" if use_ema else "raw"}
+  toy = TOY_DATASETS.get(config.dataset)
+  if toy is not None:
+    metrics, _ = eval_lib.evaluate_toy(state, toy, num_samples=config.num_eval_samples,
+                                       latent_dim=config.latent_dim, use_ema=use_ema)
+    result.update(metrics)
+  else:
+    result.update(eval_lib.evaluate_images(state, config, num_classes=source.num_classes,
+                                           use_ema=use_ema))
+  return result
+
