@@ -139,7 +139,9 @@ def train(config: Config) -> dict[str, Any]:
   source = recipe.make_source(config, shard_index=jax.process_index(), shard_count=jax.process_count())
   state = recipe.create_state(config, source, axis_name)
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
-  restored = checkpointer.restore_latest(state)
+  # Several processes save and restore host (numpy) copies: orbax writes those once, from process 0.
+  as_saved = jax.device_get if jax.process_count() > 1 else (lambda s: s)
+  restored = checkpointer.restore_latest(as_saved(state))
   if restored is not None:
     ckpt_step, state, meta = restored
     source.set_state(meta["data"])
@@ -176,7 +178,7 @@ def train(config: Config) -> dict[str, Any]:
       raise NonFiniteError(f"Parameters are not finite at step {step}; the last good checkpoint "
                            f"({checkpointer.all_steps()[-1:] or 'none'}) is kept. Lower the learning "
                            f"rates or add a regularizer (e.g. --gp_weight).")
-    checkpointer.save(step, current, {"data": source.get_state()})
+    checkpointer.save(step, as_saved(current), {"data": source.get_state()})
 
   step = int(host_state(state).step)
   last_log_time, last_log_step = time.perf_counter(), step
