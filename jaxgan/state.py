@@ -32,6 +32,7 @@ DEFAULT_HPARAMS: dict[str, float] = {
     "clip_value": 0.01,    # WGAN weight clipping c (only used when clipping is on)
     "noise_std": 0.0,      # instance noise sigma_0
     "ema_decay": 0.999,    # EMA of G's params
+    "objective_index": 0.0,  # which of StepConfig.objectives a multi-objective step computes
 }
 
 

@@ -53,6 +53,9 @@ class StepConfig:
     instance_noise_steps: anneal instance noise to zero over this many steps (0 = off).
     ema: update the EMA of G's params after each G update.
     axis_name: the pmap axis to average gradients, statistics and metrics over (None = one device).
+    objectives: if given, the step computes ``objectives[hparams["objective_index"]]`` (a ``lax.switch``):
+      one compiled step serves runs of different objectives, so a vmapped sweep can stack them (under
+      ``vmap`` every branch is computed and the member's selected). ``objective`` is then ignored.
   """
 
   objective: str = "nonsaturating"
@@ -67,9 +70,11 @@ class StepConfig:
   instance_noise_steps: int = 0
   ema: bool = True
   axis_name: str | None = None
+  objectives: tuple[str, ...] = ()
 
   def __post_init__(self):
-    get_objective(self.objective)  # raises with the valid names
+    for name in (self.objective,) + tuple(self.objectives):
+      get_objective(name)  # raises with the valid names
     if self.n_critic < 1:
       raise ValueError(f"n_critic must be >= 1, got {self.n_critic}")
     if self.pack < 1:
@@ -140,12 +145,40 @@ def _d_report(outputs: Array, outputs_are_logits: bool) -> Array:
   return jnp.mean(jax.nn.sigmoid(outputs) if outputs_are_logits else outputs)
 
 
+class _Losses(NamedTuple):
+  """The objective(s) of a step as functions of D's outputs and the hparams."""
+  d_loss: Callable[..., Array]  # (real, fake, hparams) -> scalar
+  g_loss: Callable[..., Array]  # (fake, real | None) -> scalar
+  report: Callable[[Array], Array]  # D outputs -> the D(x) / D(G(z)) metric
+  g_needs_real: bool
+
+
+def _losses(config: StepConfig, hparams: dict[str, Array]) -> _Losses:
+  """The step's objective, or a ``lax.switch`` over ``config.objectives`` by ``hparams["objective_index"]``."""
+  names = tuple(config.objectives) or (config.objective,)
+  objs = [get_objective(n) for n in names]
+  d_fns = [lambda real, fake, o=o: o.d_loss(real=real, fake=fake, **{k: hparams[k] for k in o.d_hparams})
+           for o in objs]
+  g_fns = [lambda fake, real, o=o: o.g_loss(fake=fake, real=real) for o in objs]
+  r_fns = [lambda out, o=o: _d_report(out, o.outputs_are_logits) for o in objs]
+  g_needs_real = any(o.g_needs_real for o in objs)
+  if len(objs) == 1:
+    return _Losses(d_fns[0], g_fns[0], r_fns[0], g_needs_real)
+  index = jnp.asarray(hparams["objective_index"]).astype(jnp.int32)
+  return _Losses(
+      d_loss=lambda real, fake: lax.switch(index, d_fns, real, fake),
+      g_loss=lambda fake, real: lax.switch(index, g_fns, fake, real),
+      report=lambda out: lax.switch(index, r_fns, out),
+      g_needs_real=g_needs_real)
+
+
 # --- the steps -------------------------------------------------------------------------------------
 
 
 def d_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANState, Metrics]:
   """One discriminator update on a real batch and a fresh fake batch (G's samples detached)."""
-  objective = get_objective(config.objective)
+  hp = state.hparams
+  losses = _losses(config, hp)
   real = batch["image"]
   chex.assert_rank(real, {2, 3, 4})
   batch_size = real.shape[0]
@@ -158,14 +191,12 @@ def d_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANSta
   fake = lax.stop_gradient(fake)
   real_in = _d_inputs(real, real_noise_key, state, config)
   fake_in = _d_inputs(fake, fake_noise_key, state, config)
-  hp = state.hparams
 
   def loss_fn(d_params):
     real_out, stats = _discriminate(state, d_params, state.d_batch_stats, real_in, real_labels)
     fake_out, stats = _discriminate(state, d_params, stats, fake_in, fake_labels)
-    adversarial = objective.d_loss(real=real_out, fake=fake_out, **{k: hp[k] for k in objective.d_hparams})
-    aux = {"d_loss": adversarial, "d_real": _d_report(real_out, objective.outputs_are_logits),
-           "d_fake": _d_report(fake_out, objective.outputs_are_logits)}
+    adversarial = losses.d_loss(real_out, fake_out)
+    aux = {"d_loss": adversarial, "d_real": losses.report(real_out), "d_fake": losses.report(fake_out)}
     total = adversarial
     # Penalties see D with the statistics after both passes; their own statistic updates are dropped.
     d_fn = lambda labels: (lambda x: _discriminate(state, d_params, stats, x, labels)[0])  # noqa: E731
@@ -206,7 +237,7 @@ def g_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANSta
   ``batch`` (real data) is read only by objectives whose G loss needs D's outputs on real data
   (relativistic ones); it also sets the batch size.
   """
-  objective = get_objective(config.objective)
+  losses = _losses(config, state.hparams)
   real = batch["image"]
   batch_size = real.shape[0]
   key = player_key(state, KEY_G, state.step)
@@ -215,7 +246,7 @@ def g_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANSta
 
   d_stats = state.d_batch_stats
   real_out = None
-  if objective.g_needs_real:
+  if losses.g_needs_real:
     real_labels = batch["label"] if config.num_classes else None
     real_in = _d_inputs(real, real_noise_key, state, config)
     real_out, d_stats = _discriminate(state, state.d_params, d_stats, real_in, real_labels)
@@ -224,7 +255,7 @@ def g_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANSta
     fake, g_stats = _generate(state, z, fake_labels, g_params)
     fake_in = _d_inputs(fake, fake_noise_key, state, config)
     fake_out, new_d_stats = _discriminate(state, state.d_params, d_stats, fake_in, fake_labels)
-    loss = objective.g_loss(fake=fake_out, real=real_out)
+    loss = losses.g_loss(fake_out, real_out)
     return loss, (g_stats, new_d_stats, loss)
 
   grads, (g_batch_stats, d_batch_stats, g_loss) = jax.grad(loss_fn, has_aux=True)(state.g_params)

@@ -28,11 +28,14 @@ stacked ``GANState`` (one leading member axis). Members may differ only in value
 ``optax.inject_hyperparams``), the scalar weights in ``GANState.hparams`` (``gp_weight``, ``r1_gamma``,
 ``dragan_weight``, ``clip_value``, ``instance_noise``, ``label_smoothing``, ``ema_decay``, ``margin``) and
 host-only fields (``workdir``, ``overwrite``). Everything else (arch, width, dataset, batch size, steps,
-n_critic, pack, objective, optimizer, ...) is part of the group key. A penalty switched on for one member
+n_critic, pack, optimizer, ...) is part of the group key. Different objectives share a program through a
+``lax.switch`` on ``hparams["objective_index"]`` (``StepConfig.objectives``; under vmap every member
+computes every objective's loss and keeps its own, so a group of k objectives does up to k times the loss
+arithmetic: cheap next to the networks), except that WGAN's weight clipping is part of the key; objectives
+whose paper defaults differ (n_critic, optimizer) still land in different groups. A penalty switched on for one member
 is switched on for the whole group: members whose weight is 0 compute it and add ``0 * penalty`` (their
 updates are unchanged; their metric rows omit the penalty so they read like a single run's); EMA
-likewise. The objective is part of the group key (a ``lax.switch`` over objectives would need
-``Objective.g_loss`` to read ``hparams``). Groups run one after another.
+likewise. Groups run one after another.
 
 Toy (``--arch=mlp``) groups sample their data on the device per member, keyed by each member's seed
 exactly as ``jaxgan.train`` does, and run ``gcd(log_every, eval_every, steps)`` steps per dispatch
@@ -94,7 +97,7 @@ SWEEP_KEYS = ("base", "grid", "list", "seeds")
 # Config fields members of one compiled group may differ in: arrays in the state, or host-side only.
 PER_MEMBER_FIELDS = frozenset({
     "seed", "lr_g", "lr_d", "beta1", "beta2", "gp_weight", "r1_gamma", "dragan_weight", "clip_value",
-    "instance_noise", "label_smoothing", "ema_decay", "margin", "workdir", "overwrite"})
+    "instance_noise", "label_smoothing", "ema_decay", "margin", "workdir", "overwrite", "objective"})
 # Metric keys a step only emits when that penalty is on (dropped for members whose weight is 0).
 _PENALTY_METRICS = {"gradient_penalty": "gradient_penalty", "r1_penalty": "r1", "dragan_penalty": "dragan"}
 _EVAL_BOOKKEEPING = ("g_params_sha256", "num_samples", "eval_params")
@@ -220,8 +223,10 @@ def expand(sweep: Mapping[str, Any], workdir: str) -> list[Run]:
 
 def group_key(config: Config) -> tuple[tuple[str, Any], ...]:
   """What must match for two runs to share a compiled program (all but ``PER_MEMBER_FIELDS``)."""
-  return tuple((f.name, getattr(config, f.name)) for f in dataclasses.fields(config)
-               if f.name not in PER_MEMBER_FIELDS)
+  key = tuple((f.name, getattr(config, f.name)) for f in dataclasses.fields(config)
+              if f.name not in PER_MEMBER_FIELDS)
+  # Objectives share a program through a lax.switch, except WGAN's weight clipping (a different update).
+  return key + (("weight_clipping", config.objective == "wgan"),)
 
 
 def group_runs(runs: Sequence[Run]) -> list[list[Run]]:
@@ -237,16 +242,23 @@ def group_step_config(configs: Sequence[Config], num_classes: int | None = None)
   """One StepConfig for a group: penalties/EMA/noise on if any member needs them (weights stay per member)."""
   members = [train_lib.step_config(c, num_classes) for c in configs]
   first = members[0]
+  objectives = group_objectives(configs)
   if len({dataclasses.replace(m, gradient_penalty=False, r1=False, dragan=False, ema=False,
-                              instance_noise_steps=0) for m in members}) != 1:
+                              instance_noise_steps=0, objective=first.objective) for m in members}) != 1:
     raise ValueError(f"configs of one group need the same step structure, got {members}")
   return dataclasses.replace(
       first,
+      objectives=objectives if len(objectives) > 1 else (),
       gradient_penalty=any(m.gradient_penalty for m in members),
       r1=any(m.r1 for m in members),
       dragan=any(m.dragan for m in members),
       ema=any(m.ema for m in members),
       instance_noise_steps=max(m.instance_noise_steps for m in members))
+
+
+def group_objectives(configs: Sequence[Config]) -> tuple[str, ...]:
+  """The group's distinct objectives in order of appearance (member i uses ``index(objective_i)``)."""
+  return tuple(dict.fromkeys(c.objective for c in configs))
 
 
 def _same_model(a: Any, b: Any) -> bool:
@@ -337,6 +349,10 @@ def _start_fresh(config: Config) -> None:
       os.remove(target)
 
 
+def _with_objective_index(state: GANState, index: int) -> GANState:
+  return state.replace(hparams=dict(state.hparams, objective_index=jnp.asarray(index, jnp.float32)))
+
+
 def train_toy_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
   """Trains a group of toy runs as one vmapped program; writes each run's outputs; returns eval dicts."""
   configs = [r.config for r in runs]
@@ -346,7 +362,9 @@ def train_toy_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
     _start_fresh(config)
   toy = TOY_DATASETS[c0.dataset]
   sources = [train_lib.make_batch_source(c) for c in configs]
-  states = stack_states([train_lib.create_state(c, s) for c, s in zip(configs, sources)])
+  objectives = group_objectives(configs)
+  states = stack_states([_with_objective_index(train_lib.create_state(c, s), objectives.index(c.objective))
+                         for c, s in zip(configs, sources)])
   sconfig = group_step_config(configs)
   own = [train_lib.step_config(c, None) for c in configs]
   use_ema = np.array([c.ema_decay > 0 for c in configs])
