@@ -8,6 +8,7 @@ command fails at once with a message naming the fix.
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 from absl import app, flags
 
@@ -108,12 +109,26 @@ def config_from_flags(values: dict) -> Config:
   return Config.from_dict({name: values[name] for name in CONFIG_FLAGS}).resolve()
 
 
+_CONFIG_ERROR = "invalid configuration: "
+
+
 def _validate(values: dict) -> bool:
   try:
     config_from_flags(values)
   except ConfigError as e:
-    raise flags.ValidationError(str(e)) from None
+    raise flags.ValidationError(_CONFIG_ERROR + str(e)) from None
   return True
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """Parses argv; a bad value or combination prints just its message (not every flag's value) and exits 1."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    message = str(e)
+    message = message[message.find(_CONFIG_ERROR):] if _CONFIG_ERROR in message else message
+    sys.stderr.write(f"launch.py: {message}\nPass --helpfull to see every flag.\n")
+    sys.exit(1)
 
 
 flags.register_multi_flags_validator(CONFIG_FLAGS, _validate)
@@ -136,4 +151,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -21,7 +21,7 @@ def test_defaults_follow_objective_and_arch():
 
 BAD = [
     (dict(objective="nope"), "valid: .*nonsaturating"),
-    (dict(arch="transformer"), "valid: mlp, dcgan, resnet"),
+    (dict(arch="transformer"), "valid: mlp, dcgan, resnet, pix2pix, cyclegan, infogan, stylegan"),
     (dict(arch="mlp", dataset="mnist"), "toy data.*--arch=dcgan"),
     (dict(arch="dcgan", dataset="ring8"), "--arch=mlp"),
     (dict(steps=0), "--steps must be > 0"),
@@ -43,6 +43,13 @@ BAD = [
     (dict(optimizer="lbfgs"), "--optimizer='lbfgs' is unknown"),
     (dict(log_every=-1), "--log_every must be >= 1"),
     (dict(manual_dir="/tmp"), "--manual_dir only applies to image datasets"),
+    (dict(precision="float16"), "--precision='float16' is unknown; valid: float32, bfloat16"),
+    (dict(precision="bfloat16"), "--precision=bfloat16 is implemented for --arch=dcgan"),
+    (dict(num_devices=0), "--num_devices must be >= 1"),
+    (dict(batch_size=100, num_devices=8), "--batch_size=100 must be divisible by --num_devices=8"),
+    (dict(l1_weight=10.0), "--l1_weight do\\(es\\) not apply to --arch=mlp"),
+    (dict(arch="dcgan", truncation_psi=0.5, r1_interval=4),
+     "--truncation_psi, --r1_interval do\\(es\\) not apply to --arch=dcgan"),
 ]
 
 

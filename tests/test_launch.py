@@ -42,3 +42,10 @@ def test_command_line_error_is_printed_and_exits_nonzero():
                         timeout=120)
   assert proc.returncode != 0
   assert "nonsaturating" in proc.stderr  # lists the valid choices
+
+
+def test_a_bad_combination_prints_only_its_message():
+  proc = subprocess.run([sys.executable, "launch.py", "--pack=3"], capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1
+  assert "invalid configuration: --batch_size=256 must be divisible by --pack=3" in proc.stderr
+  assert "objective=" not in proc.stderr  # not absl's dump of every flag's value
