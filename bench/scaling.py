@@ -95,7 +95,8 @@ def main(argv):
                   width=FLAGS.width, resolution=FLAGS.resolution, workdir="/tmp/unused").resolve()
   counts = [int(c) for c in FLAGS.devices if int(c) <= jax.local_device_count()]
   load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-  print(f"{config.arch}/{config.objective} on {config.dataset} {config.resolution}px, width {config.width}, "
+  res = f"{config.resolution}px" if config.resolution else "2-D"
+  print(f"{config.arch}/{config.objective} on {config.dataset} {res}, width {config.width}, "
         f"global batch {config.batch_size}; {jax.local_device_count()} {jax.devices()[0].platform} device(s) "
         f"({jax.devices()[0].device_kind}), {os.cpu_count()} CPUs; load average {load}")
   base = None
