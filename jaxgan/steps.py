@@ -7,9 +7,11 @@ them with the state donated (``make_steps`` does) or ``pmap`` them through ``jax
 
 Update order (alternating, not simultaneous): each D update samples fresh latents from G's current
 parameters; the G update then reads D's freshly updated parameters (Goodfellow et al. 2014,
-Algorithm 1). Real and fake batches go through D in two separate calls, real first, so BatchNorm
-statistics never mix real and fake examples (as in pytorch/examples' DCGAN); D's running statistics
-are threaded from one call to the next. G's samples are ``stop_gradient``-ed in the D step.
+Algorithm 1). When D has statistics (BatchNorm, spectral norm), real and fake batches go through D in
+two separate calls, real first, so BatchNorm statistics never mix real and fake examples (as in
+pytorch/examples' DCGAN); D's running statistics are threaded from one call to the next. A stateless D
+(the MLP, the WGAN-GP ResNet critic) sees real and fake concatenated in one call: the same outputs,
+one pass. G's samples are ``stop_gradient``-ed in the D step.
 
 Randomness: the D update with counter n uses ``fold_in(fold_in(key, KEY_D), n)``, the G update at
 step t ``fold_in(fold_in(key, KEY_G), t)``; so D and G never share a key and a resumed run draws what
@@ -193,8 +195,16 @@ def d_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANSta
   fake_in = _d_inputs(fake, fake_noise_key, state, config)
 
   def loss_fn(d_params):
-    real_out, stats = _discriminate(state, d_params, state.d_batch_stats, real_in, real_labels)
-    fake_out, stats = _discriminate(state, d_params, stats, fake_in, fake_labels)
+    if jax.tree_util.tree_leaves(state.d_batch_stats):
+      # Statistics (BatchNorm, spectral-norm vectors): two passes, real first, so they never mix.
+      real_out, stats = _discriminate(state, d_params, state.d_batch_stats, real_in, real_labels)
+      fake_out, stats = _discriminate(state, d_params, stats, fake_in, fake_labels)
+    else:
+      # A stateless D gives the same outputs on the concatenated batch: one pass, bigger matmuls.
+      labels = None if real_labels is None else jnp.concatenate([real_labels, fake_labels])
+      both, stats = _discriminate(state, d_params, state.d_batch_stats,
+                                  jnp.concatenate([real_in, fake_in]), labels)
+      real_out, fake_out = both[:real_in.shape[0]], both[real_in.shape[0]:]
     adversarial = losses.d_loss(real_out, fake_out)
     aux = {"d_loss": adversarial, "d_real": losses.report(real_out), "d_fake": losses.report(fake_out)}
     total = adversarial
