@@ -76,7 +76,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--batch', type=int, default=64)
   parser.add_argument('--reps', type=int, default=10)
-  parser.add_argument('--impl', default='auto', choices=['auto', 'gemm', 'conv', 'lax'])
+  parser.add_argument('--impl', default='auto', choices=['auto', 'col2im', 'gemm', 'conv', 'lax'])
   parser.add_argument('--all-grads', action='store_true', help='also differentiate w.r.t. the input')
   args = parser.parse_args()
 

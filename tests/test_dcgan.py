@@ -181,3 +181,33 @@ def test_axis_name_pools_batch_statistics_across_devices():
   for w, g in zip(jax.tree.leaves(want_stats), jax.tree.leaves(got_stats)):
     np.testing.assert_allclose(g[0], w, atol=1e-6, rtol=1e-5)
     np.testing.assert_allclose(g[1], w, atol=1e-6, rtol=1e-5)
+
+
+def test_bfloat16_compute_trains_end_to_end():
+  """dtype=bfloat16: convs/matmuls run in bf16, while params, BN statistics, optimizer state, outputs and
+  losses stay float32 through a jitted train_step, and the losses track the float32 model's."""
+  from jaxgan.state import GANState, make_optimizer
+  from jaxgan.steps import StepConfig, train_step
+
+  nz, b = 8, 8
+  batch = {'image': jax.random.uniform(jax.random.key(5), (1, b, 28, 28, 1), minval=-1, maxval=1)}
+  results = {}
+  for dtype in (jnp.float32, jnp.bfloat16):
+    g = DCGANGenerator(resolution=28, latent_dim=nz, ngf=8, channels=1, dtype=dtype)
+    d = DCGANDiscriminator(resolution=28, ndf=8, channels=1, dtype=dtype)
+    adam = make_optimizer('adam', learning_rate=2e-4, beta1=0.5)
+    state = GANState.create(generator=g, discriminator=d, g_tx=adam, d_tx=adam, key=jax.random.key(0),
+                            latent_dim=nz, d_input=jnp.zeros((1, 28, 28, 1)))
+    step = jax.jit(functools.partial(train_step, config=StepConfig(latent_dim=nz)))
+    new_state, metrics = step(state, batch)
+    dtypes = lambda s: jax.tree.map(lambda a: a.dtype, s)  # noqa: E731
+    assert dtypes(new_state) == dtypes(state)  # nothing is silently downcast
+    assert all(v.dtype == jnp.float32 and bool(jnp.isfinite(v)) for v in metrics.values()), metrics
+    moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.g_params, new_state.g_params)
+    assert all(jax.tree.leaves(moved))
+    jaxpr = str(jax.make_jaxpr(lambda v, z: g.apply(v, z, train=False))(
+        {'params': state.g_params, 'batch_stats': state.g_batch_stats}, jnp.zeros((2, nz))))
+    assert ('bf16[' in jaxpr) == (dtype == jnp.bfloat16)  # the compute dtype is really used
+    results[dtype] = metrics
+  for name in ('d_loss', 'g_loss', 'd_real', 'd_fake'):
+    np.testing.assert_allclose(results[jnp.bfloat16][name], results[jnp.float32][name], atol=0.05, err_msg=name)

@@ -1,4 +1,5 @@
-"""Tests for jaxgan.models.layers: ConvTranspose2x == PyTorch ConvTranspose2d(4, 2, 1), SpatialProjection."""
+"""Tests for jaxgan.models.layers: ConvTranspose2x == PyTorch ConvTranspose2d(4, 2, 1), Conv4x4S2 == lax's
+strided conv, SpatialProjection."""
 
 import flax.linen as nn
 import jax
@@ -7,12 +8,14 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxgan.models.layers import ConvTranspose2x, SpatialProjection, conv_transpose_2x, dcgan_normal
+from jaxgan.models.layers import (Conv4x4S2, ConvTranspose2x, SpatialProjection, conv_4x4_s2, conv_transpose_2x,
+                                  dcgan_normal)
 
 DN = ('NHWC', 'HWIO', 'NHWC')
-IMPLS = ['gemm', 'conv', 'auto']
-# (batch, H, W, in, out): square/non-square, odd sizes, out above and below the 'auto' switch.
-SHAPES = [(2, 4, 4, 8, 16), (3, 5, 7, 3, 1)]
+IMPLS = ['col2im', 'gemm', 'conv', 'auto']
+# (batch, H, W, in, out): square/non-square, odd sizes; 'auto' picks col2im for the first two (few pixels,
+# thin output) and gemm for the third (> 64 pixels, out >= 16).
+SHAPES = [(2, 4, 4, 8, 16), (3, 5, 7, 3, 1), (2, 9, 8, 4, 16)]
 
 
 def torch_conv_transpose_numpy(x: np.ndarray, w_torch: np.ndarray, stride: int, pad: int) -> np.ndarray:
@@ -143,3 +146,43 @@ def test_spatial_projection_is_torch_first_layer():
 def test_dcgan_normal_mean():
   w = dcgan_normal(1.0, 0.02)(jax.random.key(0), (4096,))
   assert abs(float(w.mean()) - 1.0) < 0.002 and abs(float(w.std()) - 0.02) < 0.002
+
+
+def _vjp_all(f, x, kernel, cot):
+  y, vjp = jax.vjp(f, x, kernel)
+  return (y, *vjp(cot))
+
+
+@pytest.mark.parametrize('shape', [(2, 8, 8, 3, 16), (3, 6, 10, 16, 8), (2, 4, 4, 40, 1)])
+@pytest.mark.parametrize('impl', ['gemm', 'lax', 'auto'])
+def test_conv_4x4_s2_forward_and_grads_match_lax(impl, shape):
+  """Conv4x4S2's formulations == lax.conv_general_dilated(stride 2, pad 1) in value and both gradients."""
+  b, h, w, ci, co = shape
+  kx, kk, kc = jax.random.split(jax.random.key(5), 3)
+  x, kernel = jax.random.normal(kx, (b, h, w, ci)), 0.1 * jax.random.normal(kk, (4, 4, ci, co))
+  cot = 0.1 * jax.random.normal(kc, (b, h // 2, w // 2, co))
+  reference = lambda x, k: lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=DN)
+  got = jax.jit(lambda: _vjp_all(lambda x, k: conv_4x4_s2(x, k, impl=impl), x, kernel, cot))()
+  want = jax.jit(lambda: _vjp_all(reference, x, kernel, cot))()
+  for name, g, r in zip(['y', 'dx', 'dkernel'], got, want):
+    assert g.shape == r.shape and g.dtype == jnp.float32, name
+    np.testing.assert_allclose(g, r, atol=1e-5, rtol=1e-5, err_msg=name)
+
+
+def test_conv4x4s2_module_is_flax_conv_drop_in():
+  """Same parameter tree and init as nn.Conv(k=4, s=2, p=1, no bias), same function."""
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  ours = Conv4x4S2(32, kernel_init=dcgan_normal())
+  flax_conv = nn.Conv(32, (4, 4), (2, 2), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=dcgan_normal())
+  v_ours, v_flax = ours.init(jax.random.key(1), x), flax_conv.init(jax.random.key(1), x)
+  assert jax.tree.map(jnp.shape, v_ours) == jax.tree.map(jnp.shape, v_flax) == {'params': {'kernel': (4, 4, 3, 32)}}
+  np.testing.assert_array_equal(v_ours['params']['kernel'], v_flax['params']['kernel'])
+  np.testing.assert_allclose(jax.jit(ours.apply)(v_ours, x), jax.jit(flax_conv.apply)(v_flax, x), atol=1e-5, rtol=0)
+  assert Conv4x4S2(32, dtype=jnp.bfloat16).apply(v_ours, x).dtype == jnp.bfloat16
+
+
+def test_conv_4x4_s2_rejects_odd_sizes_and_bad_impl():
+  with pytest.raises(ValueError, match='even'):
+    conv_4x4_s2(jnp.zeros((1, 5, 4, 3)), jnp.zeros((4, 4, 3, 2)))
+  with pytest.raises(ValueError, match='unknown impl'):
+    conv_4x4_s2(jnp.zeros((1, 4, 4, 3)), jnp.zeros((4, 4, 3, 2)), impl='col2im')

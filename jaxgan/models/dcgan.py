@@ -34,7 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.models.layers import ConvTranspose2x, Impl, SpatialProjection, dcgan_normal
+from jaxgan.models.layers import ConvImpl, Conv4x4S2, ConvTranspose2x, Impl, SpatialProjection, dcgan_normal
 
 Array = jax.Array
 
@@ -107,6 +107,7 @@ class DCGANDiscriminator(nn.Module):
   num_classes: int | None = None
   dtype: Any = jnp.float32  # computation dtype; params and outputs stay float32
   axis_name: str | None = None  # BatchNorm cross-device axis
+  conv_impl: ConvImpl = 'auto'  # the stride-2 convs' formulation, see jaxgan.models.layers
 
   @nn.compact
   def __call__(self, x: Array, labels: Array | None = None, *, train: bool) -> Array:
@@ -119,8 +120,8 @@ class DCGANDiscriminator(nn.Module):
       h = jnp.concatenate([h, maps], axis=-1)
     start, n = resolution_plan(self.resolution)
     for i in range(n):
-      h = nn.Conv(self.ndf * 2 ** i, (4, 4), (2, 2), padding=((1, 1), (1, 1)), use_bias=False,
-                  kernel_init=dcgan_normal(), dtype=self.dtype, name=f'conv_{i}')(h)
+      h = Conv4x4S2(self.ndf * 2 ** i, kernel_init=dcgan_normal(), impl=self.conv_impl, dtype=self.dtype,
+                    name=f'conv_{i}')(h)
       if i > 0:
         h = _batch_norm(train, self.dtype, self.axis_name, f'bn_{i}')(h)
       h = nn.leaky_relu(h, 0.2)
