@@ -18,7 +18,8 @@ from jaxgan.objectives import OBJECTIVES
 _D = Config()  # defaults
 
 # What to train.
-flags.DEFINE_enum("objective", _D.objective, list(OBJECTIVES), "GAN objective (loss pair).")
+flags.DEFINE_enum("objective", None, list(OBJECTIVES), "GAN objective (loss pair). Default: nonsaturating "
+                  "(cyclegan: lsgan).")
 flags.DEFINE_enum("arch", _D.arch, list(ARCHS), "Architecture: mlp (2-D toy data), dcgan, resnet, "
                   "pix2pix, cyclegan, infogan, stylegan.")
 flags.DEFINE_string("dataset", None, "ring8/grid25/grid16 (mlp); digits (embedded, offline), mnist, "
@@ -41,7 +42,7 @@ flags.DEFINE_integer("n_critic", None, "D updates per G update. Default: 5 for w
 flags.DEFINE_integer("seed", _D.seed, "Seed of everything random (init, latents, data order).")
 # Regularizers and tricks.
 flags.DEFINE_float("gp_weight", None, "Gradient penalty lambda (WGAN-GP). Default: 10 for wgan_gp, else 0.")
-flags.DEFINE_float("r1_gamma", _D.r1_gamma, "R1 penalty gamma on real data (0 = off).")
+flags.DEFINE_float("r1_gamma", None, "R1 penalty gamma on real data (0 = off). Default: 0; 0.1 for stylegan (lazy).")
 flags.DEFINE_float("dragan_weight", _D.dragan_weight, "DRAGAN penalty lambda (0 = off).")
 flags.DEFINE_float("clip_value", None, "WGAN weight clipping c. Default: 0.01 for wgan.")
 flags.DEFINE_float("instance_noise", _D.instance_noise, "Initial instance-noise std sigma_0 (0 = off).")
@@ -54,12 +55,14 @@ flags.DEFINE_float("ema_decay", None, "EMA decay of G's weights for evaluation (
 flags.DEFINE_float("margin", None, "EBGAN margin m. Default: 1.")
 # Architecture-specific (unset = the architecture's default; an error for architectures that ignore them).
 flags.DEFINE_float("l1_weight", None, "pix2pix: weight of the L1 loss to the target. Default: 100.")
+flags.DEFINE_float("adv_weight", None, "pix2pix: weight of the adversarial loss; 0 trains the L1-only "
+                   "baseline. Default: 1.")
 flags.DEFINE_float("cycle_weight", None, "cyclegan: weight of the cycle-consistency losses. Default: 10.")
 flags.DEFINE_float("identity_weight", None, "cyclegan: identity loss weight as a fraction of "
                    "--cycle_weight. Default: 0.5.")
 flags.DEFINE_integer("pool_size", None, "cyclegan: generated images kept for D updates. Default: 50.")
 flags.DEFINE_integer("lr_decay_start", None, "cyclegan: step where learning rates begin to decay linearly "
-                     "to 0 at --steps. Default: steps/2.")
+                     "to 0 at --steps. Default: -1 = steps // 2.")
 flags.DEFINE_float("info_weight", None, "infogan: weight of the mutual-information bound. Default: 1.")
 flags.DEFINE_integer("num_categories", None, "infogan: values of the categorical code. Default: 10.")
 flags.DEFINE_integer("num_continuous", None, "infogan: continuous codes in [-1, 1]. Default: 2.")

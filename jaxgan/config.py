@@ -28,12 +28,12 @@ PRECISIONS = ("float32", "bfloat16")
 BF16_ARCHS = ("dcgan",)
 # Fields only some architectures read: None unless the architecture's recipe has a default for them, and
 # setting one for an architecture that ignores it is an error (rather than silently doing nothing).
-ARCH_SPECIFIC_FIELDS = ("l1_weight", "cycle_weight", "identity_weight", "pool_size", "lr_decay_start",
+ARCH_SPECIFIC_FIELDS = ("l1_weight", "adv_weight", "cycle_weight", "identity_weight", "pool_size", "lr_decay_start",
                         "info_weight", "num_categories", "num_continuous", "style_mixing",
                         "truncation_psi", "r1_interval")
 EMBEDDED_DATASET = "digits"
 # Default resolution of well-known datasets (anything else: 32, or set --resolution).
-DATASET_RESOLUTION = {"digits": 28, "mnist": 28, "fashion_mnist": 28, "cifar10": 32,
+DATASET_RESOLUTION = {"digits": 28, "mnist": 28, "fashion_mnist": 28, "stacked_mnist": 28, "cifar10": 32,
                       "svhn_cropped": 32, "celeb_a": 64}
 # A 2-D latent for 2-D toy data: measured here, z in R^2 covered all 8 ring modes where z in R^16 collapsed.
 # The embedded digits are the CPU-sized default of image architectures (the README's first command):
@@ -53,7 +53,7 @@ class Config:
   """Everything that defines a run. See README.md for each field's meaning (they mirror the flags)."""
 
   # What to train.
-  objective: str = "nonsaturating"
+  objective: str | None = None  # default: nonsaturating (cyclegan: lsgan)
   arch: str = "mlp"
   dataset: str | None = None
   conditional: bool = False
@@ -73,7 +73,7 @@ class Config:
   seed: int = 0
   # Regularizers and tricks.
   gp_weight: float | None = None
-  r1_gamma: float = 0.0
+  r1_gamma: float | None = None  # 0 = off; stylegan's recipe defaults it on
   dragan_weight: float = 0.0
   clip_value: float | None = None
   instance_noise: float = 0.0
@@ -84,6 +84,7 @@ class Config:
   margin: float | None = None
   # Architecture-specific (see ARCH_SPECIFIC_FIELDS and each recipe's DEFAULTS).
   l1_weight: float | None = None  # pix2pix: lambda of the L1 loss to the target
+  adv_weight: float | None = None  # pix2pix: weight of the adversarial loss (0 = the L1-only baseline)
   cycle_weight: float | None = None  # cyclegan: lambda of the cycle-consistency loss
   identity_weight: float | None = None  # cyclegan: identity loss weight, as a fraction of cycle_weight
   pool_size: int | None = None  # cyclegan: history of generated images D trains on
@@ -138,11 +139,8 @@ class Config:
 
   def resolve(self) -> "Config":
     """Fills every None with its default and validates; returns the complete config."""
-    if self.objective not in OBJECTIVES:
-      raise ConfigError(f"--objective={self.objective!r} is unknown; valid: {', '.join(OBJECTIVES)}")
     if self.arch not in ARCHS:
       raise ConfigError(f"--arch={self.arch!r} is unknown; valid: {', '.join(ARCHS)}")
-    obj = OBJECTIVES[self.objective].defaults
     toy = self.arch == "mlp"
     recipe_defaults: dict[str, Any] = {}
     if self.arch not in GAN_ARCHS:
@@ -151,6 +149,11 @@ class Config:
       except ImportError as e:
         raise ConfigError(f"--arch={self.arch} cannot be loaded ({e}); reinstall jaxgan "
                           f"(pip install -e .)") from None
+    objective = self.objective or recipe_defaults.get("objective") or "nonsaturating"
+    recipe_defaults.pop("objective", None)
+    if objective not in OBJECTIVES:
+      raise ConfigError(f"--objective={objective!r} is unknown; valid: {', '.join(OBJECTIVES)}")
+    obj = OBJECTIVES[objective].defaults
     dataset = self.dataset or recipe_defaults.get("dataset") or ("ring8" if toy else EMBEDDED_DATASET)
     if toy and dataset not in TOY_DATASETS:
       raise ConfigError(f"--arch=mlp trains on 2-D toy data; --dataset must be one of "
@@ -172,6 +175,7 @@ class Config:
         beta2=obj["beta2"],
         n_critic=obj["n_critic"],
         gp_weight=obj.get("gp_weight", 0.0),
+        r1_gamma=0.0,
         clip_value=obj.get("clip_value", 0.0),
         margin=obj.get("margin", 1.0),
         num_eval_samples=2500 if toy else 1000,
@@ -187,6 +191,7 @@ class Config:
     filled = {k: (defaults[k] if getattr(self, k) is None and k in defaults else getattr(self, k))
               for k in (f.name for f in dataclasses.fields(self))}
     filled["dataset"] = dataset
+    filled["objective"] = objective
     steps = filled["steps"]
     filled["log_every"] = self.log_every or max(1, min(500, steps // 20))
     filled["eval_every"] = self.eval_every or max(1, steps // 10)

@@ -354,3 +354,27 @@ def test_real_mnist_idx_files():
     assert y.shape == (10000,) and y.dtype == np.int32
     np.testing.assert_array_equal(np.bincount(y) > 800, np.ones(10, bool))
     assert 30 < x.mean() < 40  # MNIST's mean pixel is about 33.
+
+
+# ---------------------------------------------------------------- stacked_mnist through the same entry
+
+
+def test_stacked_mnist_is_routed_and_built_from_idx_files_at_any_resolution(tmp_path):
+    """--dataset=stacked_mnist: three IDX digits per example as RGB, resized; labels = the triples."""
+    manual = tmp_path / "manual"
+    write_fake_mnist(manual, n=30, size=28)  # Image i is constant 8 * i with label i % 10.
+    for resolution in (28, 32):
+        data = make_image_iterator("stacked_mnist", batch_size=5, resolution=resolution, seed=1,
+                                   manual_dir=str(manual), data_dir=str(tmp_path / "tfds"))
+        assert (data.info.name, data.info.num_classes, data.info.channels) == ("stacked_mnist", 1000, 3)
+        batch = next(data)
+        x = batch["image"]
+        assert x.shape == (5, resolution, resolution, 3) and x.dtype == np.float32
+        # Constant digits stay constant under the resize: each channel names its MNIST image.
+        index = np.rint((x[:, 0, 0, :] + 1.0) * 127.5 / 8).astype(int)  # [B, 3]
+        np.testing.assert_allclose(x, np.broadcast_to(x[:, :1, :1, :], x.shape), atol=1e-5)
+        d = index % 10
+        np.testing.assert_array_equal(batch["label"], 100 * d[:, 0] + 10 * d[:, 1] + d[:, 2])
+    with pytest.raises(ValueError, match="RGB channels"):
+        make_image_iterator("stacked_mnist", batch_size=5, resolution=28, seed=0, channels=1,
+                            manual_dir=str(manual))

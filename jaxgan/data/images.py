@@ -9,6 +9,8 @@ Sources, in order of preference:
     TensorFlow (`pip install -e '.[tf]'`).
   * `mnist`/`fashion_mnist` without TensorFlow: the four official IDX files in `manual_dir` are read
     directly (`jaxgan.data.idx`) and fed through the same pipeline.
+  * `stacked_mnist`: three MNIST digits as RGB channels (`jaxgan.data.stacked_mnist`), built from
+    MNIST read as above (the IDX files in `manual_dir`, or TFDS `mnist`).
 
 Pipeline (grain, host-side numpy only): record indices -> this host's shard (strided, equal sizes) ->
 global shuffle (grain's index shuffle, reseeded each epoch from `seed`) -> batches of indices
@@ -35,6 +37,8 @@ from PIL import Image
 from jaxgan.data import embedded, idx
 
 EMBEDDED_NAMES = (None, embedded.NAME)
+# Built from MNIST by `jaxgan.data.stacked_mnist` (three digits as RGB channels, 1000 classes).
+STACKED_MNIST = "stacked_mnist"
 # Datasets whose official IDX files can be read without TensorFlow (same file names for both).
 IDX_DATASETS = ("mnist", "fashion_mnist")
 _IDX_NUM_CLASSES = 10
@@ -296,7 +300,8 @@ def make_image_iterator(name: str | None, *, batch_size: int, resolution: int, s
     """Opens an image dataset as an infinite, deterministic, resumable iterator of batches.
 
     Args:
-      name: None or "digits" (embedded default), or a TFDS image dataset name (e.g. "mnist").
+      name: None or "digits" (embedded default), "stacked_mnist" (built from MNIST, see
+        `jaxgan.data.stacked_mnist`), or a TFDS image dataset name (e.g. "mnist").
       batch_size: examples per batch on this host (the last partial batch of an epoch is dropped).
       resolution: output height = width; non-square images are center-cropped to a square first.
       seed: shuffle seed; each epoch is reshuffled deterministically from it.
@@ -316,6 +321,17 @@ def make_image_iterator(name: str | None, *, batch_size: int, resolution: int, s
         raise ValueError(f"shard_index must be in [0, {shard_count}), got {shard_index}")
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be None, 1 or 3, got {channels!r}")
+
+    if name == STACKED_MNIST:
+        # Built offline from MNIST (TFDS or the IDX files in manual_dir); its own module.
+        from jaxgan.data import stacked_mnist  # pylint: disable=import-outside-toplevel
+        if channels == 1:
+            raise ValueError("Stacked MNIST's three digits are its RGB channels; channels=1 would "
+                             "mix them. Use channels=None or 3.")
+        return stacked_mnist.make_stacked_mnist_iterator(
+            batch_size=batch_size, seed=seed, resolution=resolution, split=split, data_dir=data_dir,
+            manual_dir=manual_dir, shard_index=shard_index, shard_count=shard_count,
+            download=download)
 
     if name in EMBEDDED_NAMES:
         if split not in ("train", "all"):

@@ -30,9 +30,13 @@ _READ_BATCH = 500  # Divides both MNIST splits (60000 / 10000): reading one epoc
 @functools.lru_cache(maxsize=4)
 def _load_digits_cached(split: str, resolution: int, data_dir: str | None,
                         manual_dir: str | None, download: bool) -> tuple[np.ndarray, np.ndarray]:
-  if (manual_dir is not None and resolution == 28
-      and idx.find_idx_files(manual_dir, split) is not None):
-    raw, labels = idx.load_idx_split(manual_dir, split)  # Fast path: no pipeline, no resize.
+  if manual_dir is not None and idx.find_idx_files(manual_dir, split) is not None:
+    # Fast path (no TFDS, no TensorFlow, even when TensorFlow is installed): the IDX files directly,
+    # resized (if needed) by the same bicubic resize as the image pipeline, in uint8 as it does.
+    raw, labels = idx.load_idx_split(manual_dir, split)
+    if resolution != raw.shape[1]:
+      raw = np.stack([images_lib._crop_resize(x, resolution)  # pylint: disable=protected-access
+                      for x in raw])
     images = raw.astype(np.float32) * np.float32(2.0 / 255.0) - 1.0
   else:
     # One full epoch of the ordinary MNIST pipeline (TFDS or the IDX fallback, resize, scaling).
@@ -56,8 +60,8 @@ def load_mnist_digits(split: str = "train", *, resolution: int = 28, data_dir: s
                       download: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """The MNIST digits Stacked MNIST is built from: (f32 [N, R, R, 1] in [-1, 1], i32 [N]).
 
-  Reads the four IDX files directly when `manual_dir` holds them (and resolution is 28), else
-  goes through `jaxgan.data.images.make_image_iterator("mnist", ...)`. Cached (read-only arrays).
+  Reads the four IDX files directly when `manual_dir` holds them (resizing when resolution != 28),
+  else goes through `jaxgan.data.images.make_image_iterator("mnist", ...)`. Cached (read-only arrays).
   """
   return _load_digits_cached(split, int(resolution), data_dir, manual_dir, bool(download))
 

@@ -22,6 +22,7 @@ class ModelSpec:
   num_classes: int | None = None
   spectral_norm: bool = False
   axis_name: str | None = None  # pmap axis for cross-device BatchNorm statistics
+  d_channels: int | None = None  # channels D sees if not ``channels`` (PacGAN packs k images: k * channels)
   dtype: Any = jnp.float32  # computation dtype (params stay float32): float32 or bfloat16
 
 
@@ -36,7 +37,7 @@ def _dcgan(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
   return (DCGANGenerator(resolution=spec.resolution, latent_dim=spec.latent_dim, ngf=spec.width,
                          channels=spec.channels, num_classes=spec.num_classes,
                          axis_name=spec.axis_name, dtype=spec.dtype),
-          DCGANDiscriminator(resolution=spec.resolution, ndf=spec.width, channels=spec.channels,
+          DCGANDiscriminator(resolution=spec.resolution, ndf=spec.width, channels=spec.d_channels or spec.channels,
                              num_classes=spec.num_classes, axis_name=spec.axis_name, dtype=spec.dtype))
 
 
@@ -45,7 +46,7 @@ def _resnet(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
   return (ResNetGenerator(resolution=spec.resolution, latent_dim=spec.latent_dim, ch=spec.width,
                           channels=spec.channels, num_classes=spec.num_classes,
                           axis_name=spec.axis_name),
-          ResNetDiscriminator(resolution=spec.resolution, ch=spec.width, channels=spec.channels,
+          ResNetDiscriminator(resolution=spec.resolution, ch=spec.width, channels=spec.d_channels or spec.channels,
                               num_classes=spec.num_classes, spectral_norm=spec.spectral_norm))
 
 

@@ -77,6 +77,7 @@ def create_state(config: Config, source: BatchSource, axis_name: str | None = No
   spec = ModelSpec(latent_dim=config.latent_dim, width=config.width, resolution=config.resolution,
                    channels=channels, num_classes=source.num_classes,
                    spectral_norm=config.spectral_norm, axis_name=axis_name,
+                   d_channels=channels * config.pack if source.example_shape[:-1] else None,
                    dtype=COMPUTE_DTYPES[config.precision])
   generator, discriminator = build_models(config.arch, spec)
   opt = lambda lr: make_optimizer(config.optimizer, learning_rate=lr, beta1=config.beta1,  # noqa: E731

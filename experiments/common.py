@@ -1,0 +1,83 @@
+"""Shared helpers of the experiment scripts: machine description, Markdown tables, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any, Sequence
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(REPO_ROOT, "experiments", "results")
+
+
+def cpu_model() -> str:
+  """The CPU model name (``lscpu``), or the platform's processor string where lscpu is missing."""
+  try:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+      if line.startswith("Model name:"):
+        return line.split(":", 1)[1].strip()
+  except (OSError, subprocess.CalledProcessError):
+    pass
+  return platform.processor() or "unknown"
+
+
+def machine_line(start_load: Sequence[float]) -> str:
+  """One line: CPU model, core count, JAX backend and the 1-min load average at start and end."""
+  import jax  # pylint: disable=import-outside-toplevel
+  end_load = os.getloadavg()
+  return (f"{cpu_model()}, {os.cpu_count()} cores, JAX {jax.__version__} on "
+          f"{jax.default_backend()} ({jax.devices()[0].device_kind}); 1-min load average "
+          f"{start_load[0]:.1f} at start, {end_load[0]:.1f} at end (the machine was shared)")
+
+
+def command_line() -> str:
+  """The command that ran this script, as typed (python + argv)."""
+  return "python " + " ".join(sys.argv)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+  """A Markdown table as lines."""
+  return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+          + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def write_results(name: str, results_dir: str, markdown: Sequence[str], rows: list[dict[str, Any]]
+                  ) -> tuple[str, str]:
+  """Writes ``<results_dir>/<name>.md`` and ``<name>.json``; returns their paths."""
+  os.makedirs(results_dir, exist_ok=True)
+  md_path = os.path.join(results_dir, f"{name}.md")
+  json_path = os.path.join(results_dir, f"{name}.json")
+  with open(md_path, "w", encoding="utf-8") as f:
+    f.write("\n".join(markdown) + "\n")
+  with open(json_path, "w", encoding="utf-8") as f:
+    json.dump(rows, f, indent=2)
+  return md_path, json_path
+
+
+class Timer:
+  """Wall time since construction, and the load average at the start."""
+
+  def __init__(self):
+    self.start = time.perf_counter()
+    self.start_load = os.getloadavg()
+
+  @property
+  def seconds(self) -> float:
+    return time.perf_counter() - self.start
+
+
+def ensure_classifier(path: str, *, manual_dir: str | None, data_dir: str | None,
+                      epochs: int) -> Any:
+  """Loads the classifier at ``path``, training (and saving) it on MNIST first if there is none."""
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  from jaxgan.metrics import classifier as classifier_lib  # pylint: disable=import-outside-toplevel
+  if os.path.isfile(os.path.join(path, classifier_lib.META_FILE)):
+    return classifier_lib.load_classifier(path)
+  logging.info("Training the MNIST classifier into %s", path)
+  return classifier_lib.train_classifier("mnist", manual_dir=manual_dir, data_dir=data_dir,
+                                         config=classifier_lib.TrainConfig(epochs=epochs), out=path)

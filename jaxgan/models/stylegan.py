@@ -1,0 +1,310 @@
+"""StyleGAN2-style generator and discriminator at small resolutions (Karras et al. 2020, "Analyzing and
+Improving the Image Quality of StyleGAN"; config E/F: skip G, residual D), written with plain XLA ops.
+
+Pieces (all layers use the *equalized learning rate*: weights are stored N(0, 1/lr_mul) and scaled at
+run time by ``lr_mul / sqrt(fan_in)``, so Adam's step is relative to each layer's scale):
+
+* ``MappingNetwork``: z -> normalise (2nd moment) -> 8 x (dense + lReLU) -> w, lr multiplier 0.01.
+* ``ModulatedConv``: style ``s = A(w)`` (affine, bias 1) scales the input channels, the conv runs with
+  one shared kernel and, with ``demodulate``, each output channel of each example is multiplied by
+  ``1 / sqrt(sum_{k, i} (W[k, i, o] s_i)^2 + 1e-8)`` (the non-fused form of Eq. 3, equal to the
+  per-example weight demodulation), so unit-variance inputs give unit-variance outputs.
+* ``SynthesisNetwork``: a learned constant at ``start`` px (``dcgan.resolution_plan``: 4 for 32/64, 7
+  for 28), a modulated conv, then per 2x level: FIR upsample (``upsample_2x``, [1, 3, 3, 1]) + modulated
+  conv, modulated conv; every conv adds per-pixel noise times a learned per-layer scale (init 0),
+  a bias and lReLU*sqrt(2); skip architecture: ``img = upsample_2x(img) + toRGB(x)`` at every level.
+  ``num_ws = 2 n + 2`` styles (convs 0..2n, toRGB of level i uses style 2i + 1).
+* ``StyleDiscriminator``: fromRGB 1x1, residual blocks (conv, FIR downsample + conv; skip FIR downsample
+  + 1x1 conv; sum / sqrt 2) down to ``start`` px, minibatch standard deviation (groups of 4), conv,
+  dense, dense -> 1 logit.
+
+Style mixing (``mix_styles``) and truncation (``truncate``) are pure functions of w's. Noise uses the
+``'noise'`` RNG stream (``rngs={'noise': key}``), or is off with ``noise=False``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxgan.models.dcgan import resolution_plan
+
+Array = jax.Array
+SQRT2 = math.sqrt(2.0)
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def lrelu(x: Array) -> Array:
+  """LeakyReLU(0.2) with StyleGAN's gain sqrt(2) (keeps activations' second moment)."""
+  return nn.leaky_relu(x, 0.2) * SQRT2
+
+
+# --- FIR resampling ([1, 3, 3, 1], zero padding, as upfirdn2d) -------------------------------------
+
+
+def _up_axis(x: Array, axis: int) -> Array:
+  n = x.shape[axis]
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (1, 1)
+  xp = jnp.pad(x, pad)
+  take = lambda a: lax.slice_in_dim(xp, a, a + n, axis=axis)  # noqa: E731
+  prev, cur, nxt = take(0), take(1), take(2)
+  even, odd = 0.25 * prev + 0.75 * cur, 0.75 * cur + 0.25 * nxt
+  out = jnp.stack([even, odd], axis=axis + 1)
+  return out.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+
+
+def _down_axis(x: Array, axis: int) -> Array:
+  n = x.shape[axis]
+  if n % 2:
+    raise ValueError(f"downsample_2x needs even sizes, got {x.shape}")
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (1, 1)
+  xp = jnp.pad(x, pad)
+  take = lambda a: lax.slice_in_dim(xp, a, a + n - 1, stride=2, axis=axis)  # noqa: E731
+  return (take(0) + 3.0 * take(1) + 3.0 * take(2) + take(3)) / 8.0
+
+
+def upsample_2x(x: Array) -> Array:
+  """[B, H, W, C] -> [B, 2H, 2W, C]: zero-insertion then the [1, 3, 3, 1] filter (gain 4), zero borders."""
+  chex.assert_rank(x, 4)
+  return _up_axis(_up_axis(x, 1), 2)
+
+
+def downsample_2x(x: Array) -> Array:
+  """[B, H, W, C] -> [B, H/2, W/2, C]: the [1, 3, 3, 1] filter (sum 1) then every second pixel."""
+  chex.assert_rank(x, 4)
+  return _down_axis(_down_axis(x, 1), 2)
+
+
+# --- equalized-learning-rate layers -----------------------------------------------------------------
+
+
+class EqDense(nn.Module):
+  """Dense layer with equalized learning rate: y = x (W * lr_mul / sqrt(in)) + b * lr_mul."""
+
+  features: int
+  lr_mul: float = 1.0
+  bias_init: float = 0.0
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    fan_in = x.shape[-1]
+    w = self.param("kernel", nn.initializers.normal(1.0 / self.lr_mul), (fan_in, self.features))
+    y = x @ (w * (self.lr_mul / math.sqrt(fan_in)))
+    if self.use_bias:
+      b = self.param("bias", nn.initializers.constant(self.bias_init / self.lr_mul), (self.features,))
+      y = y + b * self.lr_mul
+    return y
+
+
+class EqConv(nn.Module):
+  """Stride-1 'SAME' convolution with equalized learning rate."""
+
+  features: int
+  kernel_size: int = 3
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    k, cin = self.kernel_size, x.shape[-1]
+    w = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
+    y = lax.conv_general_dilated(x, w * (1.0 / math.sqrt(k * k * cin)), (1, 1), "SAME",
+                                 dimension_numbers=_DN)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    return y
+
+
+class ModulatedConv(nn.Module):
+  """Modulated (and demodulated) stride-1 conv of ``x [B, H, W, I]`` with style from ``w [B, D]``."""
+
+  features: int
+  kernel_size: int = 3
+  demodulate: bool = True
+
+  @nn.compact
+  def __call__(self, x: Array, w: Array) -> Array:
+    chex.assert_rank([x, w], [4, 2])
+    k, cin = self.kernel_size, x.shape[-1]
+    styles = EqDense(cin, bias_init=1.0, name="affine")(w)  # [B, I]
+    kernel = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
+    kernel = kernel * (1.0 / math.sqrt(k * k * cin))
+    y = lax.conv_general_dilated(x * styles[:, None, None, :], kernel, (1, 1), "SAME",
+                                 dimension_numbers=_DN)
+    if self.demodulate:
+      # sum_{k, i} (W[k, i, o] s_i)^2 = (s^2) @ sum_k W[k, i, o]^2  -> [B, O]
+      dcoefs = lax.rsqrt(jnp.square(styles) @ jnp.sum(jnp.square(kernel), axis=(0, 1)) + 1e-8)
+      y = y * dcoefs[:, None, None, :]
+    return y
+
+
+class StyleLayer(nn.Module):
+  """Modulated 3x3 conv (optionally after a FIR 2x upsample) + scaled noise + bias + lReLU*sqrt2."""
+
+  features: int
+  up: bool = False
+
+  @nn.compact
+  def __call__(self, x: Array, w: Array, noise: bool) -> Array:
+    if self.up:
+      x = upsample_2x(x)
+    y = ModulatedConv(self.features, name="conv")(x, w)
+    strength = self.param("noise_strength", nn.initializers.zeros_init(), ())
+    if noise:
+      y = y + strength * jax.random.normal(self.make_rng("noise"), y.shape[:3] + (1,), y.dtype)
+    return lrelu(y + self.param("bias", nn.initializers.zeros_init(), (self.features,)))
+
+
+class ToRGB(nn.Module):
+  """Modulated 1x1 conv to image channels, no demodulation, + bias."""
+
+  channels: int
+
+  @nn.compact
+  def __call__(self, x: Array, w: Array) -> Array:
+    y = ModulatedConv(self.channels, kernel_size=1, demodulate=False, name="conv")(x, w)
+    return y + self.param("bias", nn.initializers.zeros_init(), (self.channels,))
+
+
+# --- networks ---------------------------------------------------------------------------------------
+
+
+def num_ws(resolution: int) -> int:
+  """Number of per-layer styles the synthesis network reads: 2 * (number of 2x levels) + 2."""
+  return 2 * resolution_plan(resolution)[1] + 2
+
+
+class MappingNetwork(nn.Module):
+  """z [B, Z] -> w [B, W]: 2nd-moment normalisation, ``num_layers`` dense+lReLU at lr multiplier."""
+
+  w_dim: int = 128
+  num_layers: int = 8
+  lr_mul: float = 0.01
+
+  @nn.compact
+  def __call__(self, z: Array) -> Array:
+    chex.assert_rank(z, 2)
+    x = z * lax.rsqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)
+    for i in range(self.num_layers):
+      x = lrelu(EqDense(self.w_dim, lr_mul=self.lr_mul, name=f"fc{i}")(x))
+    return x
+
+
+class SynthesisNetwork(nn.Module):
+  """ws [B, num_ws, W] -> images [B, R, R, channels] (skip architecture; see module docstring)."""
+
+  resolution: int = 32
+  channels: int = 1
+  width: int = 32
+
+  @nn.compact
+  def __call__(self, ws: Array, *, noise: bool = True) -> Array:
+    start, levels = resolution_plan(self.resolution)
+    chex.assert_shape(ws, (None, 2 * levels + 2, None))
+    batch = ws.shape[0]
+    const = self.param("const", nn.initializers.normal(1.0), (start, start, self.width))
+    x = jnp.broadcast_to(const, (batch,) + const.shape)
+    x = StyleLayer(self.width, name="conv0")(x, ws[:, 0], noise)
+    img = ToRGB(self.channels, name="torgb0")(x, ws[:, 1])
+    for level in range(1, levels + 1):
+      x = StyleLayer(self.width, up=True, name=f"conv{level}_up")(x, ws[:, 2 * level - 1], noise)
+      x = StyleLayer(self.width, name=f"conv{level}")(x, ws[:, 2 * level], noise)
+      img = upsample_2x(img) + ToRGB(self.channels, name=f"torgb{level}")(x, ws[:, 2 * level + 1])
+    chex.assert_shape(img, (batch, self.resolution, self.resolution, self.channels))
+    return img
+
+
+class StyleGenerator(nn.Module):
+  """Mapping + synthesis. ``__call__(z)`` maps every layer's style from one z (no mixing, no truncation);
+  ``map`` and ``synthesize`` expose the halves (``apply(..., method=StyleGenerator.map)``)."""
+
+  resolution: int = 32
+  channels: int = 1
+  width: int = 32
+  w_dim: int = 128
+  mapping_layers: int = 8
+  mapping_lr_mul: float = 0.01
+
+  def setup(self):
+    self.mapping = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mul)
+    self.synthesis = SynthesisNetwork(self.resolution, self.channels, self.width)
+
+  def map(self, z: Array) -> Array:
+    return self.mapping(z)
+
+  def synthesize(self, ws: Array, noise: bool = True) -> Array:
+    return self.synthesis(ws, noise=noise)
+
+  def __call__(self, z: Array, noise: bool = True) -> Array:
+    w = self.mapping(z)
+    ws = jnp.broadcast_to(w[:, None], (w.shape[0], num_ws(self.resolution), w.shape[-1]))
+    return self.synthesis(ws, noise=noise)
+
+
+def minibatch_stddev(x: Array, group_size: int = 4) -> Array:
+  """Appends one channel: the mean over features of the std over each group of examples (ProGAN)."""
+  b, h, w, c = x.shape
+  g = math.gcd(min(group_size, b), b)
+  y = x.reshape(g, b // g, h, w, c)
+  y = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)  # [B/g, H, W, C]
+  y = jnp.mean(y, axis=(1, 2, 3))  # [B/g]
+  y = jnp.tile(y, g)[:, None, None, None]  # example j of a group sits at j * (B/g) + m
+  return jnp.concatenate([x, jnp.broadcast_to(y, (b, h, w, 1))], axis=-1)
+
+
+class StyleDiscriminator(nn.Module):
+  """images [B, R, R, C] -> logits [B] (residual D; see module docstring)."""
+
+  resolution: int = 32
+  width: int = 32
+  mbstd_group: int = 4
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    chex.assert_rank(x, 4)
+    start, levels = resolution_plan(self.resolution)
+    h = lrelu(EqConv(self.width, 1, name="fromrgb")(x))
+    for level in range(levels):
+      y = lrelu(EqConv(self.width, name=f"block{level}_conv0")(h))
+      y = lrelu(EqConv(self.width, name=f"block{level}_conv1")(downsample_2x(y)))
+      skip = EqConv(self.width, 1, use_bias=False, name=f"block{level}_skip")(downsample_2x(h))
+      h = (y + skip) / SQRT2
+    chex.assert_shape(h, (x.shape[0], start, start, self.width))
+    h = minibatch_stddev(h, self.mbstd_group)
+    h = lrelu(EqConv(self.width, name="epilogue_conv")(h)).reshape(x.shape[0], -1)
+    h = lrelu(EqDense(self.width, name="epilogue_fc")(h))
+    return EqDense(1, name="out")(h)[:, 0]
+
+
+# --- style mixing and truncation --------------------------------------------------------------------
+
+
+def mix_styles(w1: Array, w2: Array, crossover: Array, num_layers: int) -> Array:
+  """ws[b, i] = w1[b] for layers i < crossover[b], else w2[b]  -> [B, num_layers, W].
+
+  ``crossover = num_layers`` means no mixing (Karras et al. 2019, Sec. 3.1).
+  """
+  chex.assert_equal_shape([w1, w2])
+  chex.assert_shape(crossover, (w1.shape[0],))
+  first = jnp.arange(num_layers)[None, :] < crossover[:, None]  # [B, L]
+  return jnp.where(first[..., None], w1[:, None], w2[:, None])
+
+
+def sample_crossover(key: Array, batch: int, num_layers: int, prob: Array | float) -> Array:
+  """Per example: with probability ``prob`` a crossover uniform in [1, num_layers), else num_layers."""
+  mix_key, point_key = jax.random.split(key)
+  point = jax.random.randint(point_key, (batch,), 1, num_layers)
+  return jnp.where(jax.random.uniform(mix_key, (batch,)) < prob, point, num_layers)
+
+
+def truncate(ws: Array, w_avg: Array, psi: Array | float) -> Array:
+  """The truncation trick: w' = w_avg + psi (w - w_avg) (psi = 1: unchanged, 0: the mean w)."""
+  return w_avg + psi * (ws - w_avg)
