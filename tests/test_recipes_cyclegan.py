@@ -21,6 +21,7 @@ def _config(tmp_path, name="run", **overrides):
   return Config(**values)
 
 
+@pytest.mark.slow  # ~50 s: three train() runs compiling four networks each
 def test_a_run_writes_its_outputs_and_resume_equals_an_uninterrupted_run(tmp_path):
   # One test (each train() compiles the four networks): outputs of a run, then exact resume (pools included).
   full = train_lib.train(_config(tmp_path, "full", steps=4))
