@@ -81,3 +81,19 @@ def ensure_classifier(path: str, *, manual_dir: str | None, data_dir: str | None
   logging.info("Training the MNIST classifier into %s", path)
   return classifier_lib.train_classifier("mnist", manual_dir=manual_dir, data_dir=data_dir,
                                          config=classifier_lib.TrainConfig(epochs=epochs), out=path)
+
+
+def define_mnist_experiment_flags(name: str, *, workdir_help: str) -> None:
+  """The flags every MNIST experiment shares: data, workdir, classifier and where results go."""
+  from absl import flags
+
+  from jaxgan.metrics import classifier as classifier_lib
+  flags.DEFINE_string("manual_dir", None, "Directory with the four MNIST IDX files (else TFDS mnist).")
+  flags.DEFINE_string("data_dir", None, "TFDS data dir holding a prepared mnist (when no --manual_dir).")
+  flags.DEFINE_string("workdir", f"runs/{name}", workdir_help)
+  flags.DEFINE_string("classifier_dir", None, "Saved MNIST classifier; trained there if missing "
+                      "(default <workdir>/classifier).")
+  flags.DEFINE_integer("classifier_epochs", classifier_lib.TrainConfig.epochs, "Classifier epochs.")
+  flags.DEFINE_string("results_dir", RESULTS_DIR, f"Where {name}.md / .json go.")
+  flags.DEFINE_string("name", name, "Base name of the result files.")
+

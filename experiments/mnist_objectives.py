@@ -26,7 +26,6 @@ from absl import app, flags, logging  # noqa: E402
 
 from experiments import common  # noqa: E402
 from jaxgan import sweep as sweep_lib  # noqa: E402
-from jaxgan.metrics import classifier as classifier_lib  # noqa: E402
 from jaxgan.objectives import OBJECTIVES  # noqa: E402
 
 METRICS = ("classifier_fid", "kid", "precision", "recall", "density", "coverage")
@@ -35,16 +34,12 @@ LUCIC_MNIST_FID = {"minimax": "9.8±0.9", "nonsaturating": "6.8±0.5", "lsgan": 
                    "wgan": "6.7±0.4", "wgan_gp": "20.3±5.0"}
 
 FLAGS = flags.FLAGS
+
+
 def define_flags() -> None:
   """Defines the flags (only when run as a script: importing the module has no side effects)."""
-  flags.DEFINE_string("manual_dir", None, "Directory with the four MNIST IDX files (else TFDS mnist).")
-  flags.DEFINE_string("data_dir", None, "TFDS data dir holding a prepared mnist (when no --manual_dir).")
-  flags.DEFINE_string("workdir", "runs/mnist_objectives", "Sweep directory (one run per objective, seed).")
-  flags.DEFINE_string("classifier_dir", None, "Saved MNIST classifier; trained there if missing "
-                      "(default <workdir>/classifier).")
-  flags.DEFINE_integer("classifier_epochs", classifier_lib.TrainConfig.epochs, "Classifier epochs.")
-  flags.DEFINE_string("results_dir", common.RESULTS_DIR, "Where mnist_objectives.md / .json go.")
-  flags.DEFINE_string("name", "mnist_objectives", "Base name of the result files.")
+  common.define_mnist_experiment_flags(
+      "mnist_objectives", workdir_help="Sweep directory (one run per objective, seed).")
   flags.DEFINE_list("objectives", list(OBJECTIVES), "Objectives (default: the whole registry).")
   flags.DEFINE_integer("seeds", 1, "Seeds per objective.")
   flags.DEFINE_integer("steps", 300, "Generator updates per run.")

@@ -28,7 +28,6 @@ from experiments import common  # noqa: E402
 from jaxgan import train as train_lib  # noqa: E402
 from jaxgan.config import Config  # noqa: E402
 from jaxgan.data import stacked_mnist as stacked_data  # noqa: E402
-from jaxgan.metrics import classifier as classifier_lib  # noqa: E402
 from jaxgan.metrics import stacked_mnist as stacked_metrics  # noqa: E402
 
 # PacGAN Table 2 (Lin et al. 2018; VEEGAN's setting): (model, modes, KL).
@@ -47,16 +46,11 @@ PUBLISHED = {1: ("DCGAN (VEEGAN's) / DCGAN (PacGAN's)", "99 / 78.9±6.46", "3.40
              4: ("PacDCGAN4", "1000", "0.07")}
 
 FLAGS = flags.FLAGS
+
+
 def define_flags() -> None:
   """Defines the flags (only when run as a script: importing the module has no side effects)."""
-  flags.DEFINE_string("manual_dir", None, "Directory with the four MNIST IDX files (else TFDS mnist).")
-  flags.DEFINE_string("data_dir", None, "TFDS data dir holding a prepared mnist (when no --manual_dir).")
-  flags.DEFINE_string("workdir", "runs/stacked_mnist", "Runs go to <workdir>/pack<k>.")
-  flags.DEFINE_string("classifier_dir", None, "Saved MNIST classifier; trained there if missing "
-                      "(default <workdir>/classifier).")
-  flags.DEFINE_integer("classifier_epochs", classifier_lib.TrainConfig.epochs, "Classifier epochs.")
-  flags.DEFINE_string("results_dir", common.RESULTS_DIR, "Where stacked_mnist.md / .json go.")
-  flags.DEFINE_string("name", "stacked_mnist", "Base name of the result files.")
+  common.define_mnist_experiment_flags("stacked_mnist", workdir_help="Runs go to <workdir>/pack<k>.")
   flags.DEFINE_list("packs", ["1", "2"], "Packing degrees (1 = DCGAN).")
   flags.DEFINE_integer("steps", 2000, "Generator updates per run (PacGAN: 50 epochs of 128k = 100k).")
   flags.DEFINE_integer("width", 16, "DCGAN ngf = ndf.")
