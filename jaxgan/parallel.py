@@ -14,6 +14,7 @@ import functools
 from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -77,12 +78,16 @@ def shard_batch(batch: Any, devices: Sequence[jax.Device], *, leading_axes: int 
   n = len(devices)
 
   def split(x):
-    x = np.asarray(x)
+    # Batches already on a device (toy data is sampled there) are resharded on the device, without a
+    # round trip through the host; host batches (and every multi-process batch) go through numpy.
+    on_device = isinstance(x, jax.Array) and jax.process_count() == 1
+    xp = jnp if on_device else np
+    x = xp.asarray(x)
     lead, b = x.shape[:leading_axes], x.shape[leading_axes]
     if b % n:
       raise ValueError(f"Batch size {b} is not divisible by the {n} devices; choose a multiple of {n}")
-    x = x.reshape(lead + (n, b // n) + x.shape[leading_axes + 1:])
-    return _from_local(np.moveaxis(x, leading_axes, 0), devices)
+    x = xp.moveaxis(x.reshape(lead + (n, b // n) + x.shape[leading_axes + 1:]), leading_axes, 0)
+    return jax.device_put(x, _sharding(devices)) if on_device else _from_local(x, devices)
 
   return jax.tree_util.tree_map(split, batch)
 

@@ -105,3 +105,13 @@ def test_num_devices_larger_than_available_is_a_clear_error(tmp_path):
   from jaxgan.config import Config
   with pytest.raises(ValueError, match="--num_devices=16, but this process has 8"):
     train_lib.train(Config(steps=1, batch_size=16, num_devices=16, workdir=str(tmp_path / "r")))
+
+
+@multi_device
+def test_device_batches_shard_like_host_batches():
+  devices = jax.devices()[:N_DEVICES]
+  host = np.arange(2 * 16 * 2, dtype=np.float32).reshape(2, 16, 2)
+  from_host = parallel.shard_batch({"image": host}, devices)
+  from_device = parallel.shard_batch({"image": jnp.asarray(host)}, devices)
+  assert from_device["image"].sharding == from_host["image"].sharding
+  np.testing.assert_array_equal(np.asarray(from_device["image"]), np.asarray(from_host["image"]))
