@@ -137,6 +137,24 @@ def parse_flags(argv: list[str]) -> list[str]:
 flags.register_multi_flags_validator(CONFIG_FLAGS, _validate)
 
 
+def _validate_distributed(values: dict) -> bool:
+  """Multi-host flags: a complete, consistent job description (checked before JAX starts)."""
+  address, count, index = values["coordinator_address"], values["num_processes"], values["process_id"]
+  if (count is not None or index is not None) and not (address or values["distributed"]):
+    raise flags.ValidationError(_CONFIG_ERROR + "--num_processes/--process_id need --coordinator_address "
+                                "(host:port of process 0), or --distributed on a cluster JAX detects")
+  if address and (count is None or index is None):
+    raise flags.ValidationError(_CONFIG_ERROR + "--coordinator_address needs --num_processes and --process_id")
+  if count is not None and not (count >= 1 and index is not None and 0 <= index < count):
+    raise flags.ValidationError(_CONFIG_ERROR + f"--process_id must be in [0, --num_processes={count}) "
+                                f"(got {index})")
+  return True
+
+
+flags.register_multi_flags_validator(
+    ["coordinator_address", "num_processes", "process_id", "distributed"], _validate_distributed)
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")

@@ -31,6 +31,12 @@ def test_valid_flags_parse_into_a_resolved_config(parse):
     (["--arch=dcgan", "--resolution=100"], "not supported by --arch=dcgan"),
     (["--dataset=grid25", "--arch=dcgan"], "--arch=mlp"),
     (["--steps=-5"], "--steps must be > 0"),
+    (["--num_processes=2", "--process_id=0"], "need --coordinator_address"),
+    (["--coordinator_address=localhost:1234", "--num_processes=2"], "needs --num_processes and --process_id"),
+    (["--coordinator_address=localhost:1234", "--num_processes=2", "--process_id=2"],
+     r"--process_id must be in \[0, --num_processes=2\)"),
+    (["--num_devices=0"], "--num_devices must be >= 1"),
+    (["--precision=bfloat16"], "--precision=bfloat16 is implemented for --arch=dcgan"),
 ])
 def test_bad_flags_fail_at_parse_time(parse, args, message):
   with pytest.raises(flags.Error, match=message):
