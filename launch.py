@@ -52,6 +52,9 @@ flags.DEFINE_integer("pack", _D.pack, "PacGAN packing degree k (1 = off).")
 flags.DEFINE_float("label_smoothing", _D.label_smoothing, "One-sided label smoothing (real target 1-s).")
 flags.DEFINE_float("ema_decay", None, "EMA decay of G's weights for evaluation (0 = off). "
                    "Default: 0.999 mlp and resnet, off for dcgan.")
+flags.DEFINE_bool("reuse_fake", None, "G's update reuses the last D update's latents and samples through "
+                  "one saved G pass, as the original DCGAN and pytorch/examples do (saves a G forward per "
+                  "step). Default: on for dcgan, off for mlp/resnet.")
 flags.DEFINE_float("margin", None, "EBGAN margin m. Default: 1.")
 # Architecture-specific (unset = the architecture's default; an error for architectures that ignore them).
 flags.DEFINE_float("l1_weight", None, "pix2pix: weight of the L1 loss to the target. Default: 100.")

@@ -7,9 +7,12 @@ Adam(lr=2e-4, betas=(0.5, 0.999)) and the non-saturating (BCE) objective:
   D Conv-BN-LeakyReLU(0.2) stack + Sigmoid, ``BCELoss``; D on real, D on ``fake.detach()``, D step,
   then G step through D(fake) reusing the same ``fake``).
 * jaxgan: ``jaxgan.steps.train_step`` (jitted, state donated, n_critic=1, no EMA) on a
-  ``GANState.create`` state with ``jaxgan.models.dcgan`` models. Note jaxgan's step does one G forward
-  more than the PyTorch loop: its G update draws fresh latents (Goodfellow et al. 2014, Algorithm 1)
-  instead of reusing the D step's fake batch; the timings include that extra work.
+  ``GANState.create`` state with ``jaxgan.models.dcgan`` models, with ``StepConfig(reuse_fake=True)``,
+  ``--arch=dcgan``'s default: like the PyTorch loop (and the original dcgan.torch), G's update reuses the
+  D step's fake batch, pulled back through one saved VJP of G, so both run G forward once per iteration.
+  ``--no-reuse-fake`` times jaxgan's other mode instead (fresh latents and a second G forward for the G
+  update, Goodfellow et al. 2014, Algorithm 1; the default of ``--arch=mlp/resnet``), which does more work
+  than the reference.
 
 Shapes are identical (ngf = ndf = 64, nz = 100; 28x28 uses the 7 -> 14 -> 28 plan of
 ``jaxgan.models.dcgan.resolution_plan`` in both). Real batches are fixed in-memory arrays (no input
@@ -70,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="jaxgan's compute dtype (params stay float32); PyTorch always runs float32")
   parser.add_argument('--conv-impl', default='auto', help="DCGANGenerator.conv_impl (see jaxgan.models.layers)")
   parser.add_argument('--d-conv-impl', default='auto', help="DCGANDiscriminator.conv_impl")
+  parser.add_argument('--reuse-fake', action=argparse.BooleanOptionalAction, default=True,
+                      help="jaxgan's G update reuses the D step's fake batch (as the reference does)")
   parser.add_argument('--width', type=int, default=64, help='ngf = ndf')
   parser.add_argument('--latent-dim', type=int, default=100)
   args = parser.parse_args(argv)
@@ -168,7 +173,8 @@ def torch_iteration(resolution: int, channels: int, batch: int, width: int, nz: 
 
 
 def jaxgan_iteration(resolution: int, channels: int, batch: int, width: int, nz: int, real_np,
-                     precision: str, conv_impl: str, d_conv_impl: str) -> tuple[Callable, float]:
+                     precision: str, conv_impl: str, d_conv_impl: str,
+                     reuse_fake: bool) -> tuple[Callable, float]:
   """(one-iteration callable, compile seconds) for jaxgan's jitted ``train_step`` with a donated state."""
   import functools
 
@@ -190,7 +196,7 @@ def jaxgan_iteration(resolution: int, channels: int, batch: int, width: int, nz:
                           d_input=jnp.zeros((1, resolution, resolution, channels)))
   batches = {'image': jnp.asarray(real_np)[None]}  # leading n_critic axis
   step = jax.jit(functools.partial(train_step, config=StepConfig(objective='nonsaturating', latent_dim=nz,
-                                                                  ema=False)),
+                                                                  ema=False, reuse_fake=reuse_fake)),
                  donate_argnums=0)
   t0 = time.perf_counter()
   compiled = step.lower(state, batches).compile()
@@ -234,14 +240,14 @@ def main(argv: list[str] | None = None) -> None:
   torch.set_num_threads(args.threads)
   print(f'jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}, '
         f'threads={args.threads} (affinity {sorted(os.sched_getaffinity(0))}), '
-        f'jaxgan precision={args.precision} conv_impl={args.conv_impl}/{args.d_conv_impl}, iters={args.iters} '
+        f'jaxgan precision={args.precision} reuse_fake={args.reuse_fake} conv_impl={args.conv_impl}/{args.d_conv_impl}, iters={args.iters} '
         f'warmup={args.warmup}, loadavg={os.getloadavg()[0]:.2f}, XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
   print(f'{"config":<14}{"batch":>7}{"jaxgan ms":>11}{"torch ms":>10}{"compile s":>11}', flush=True)
   ratios = []
   for resolution, channels, batch in configs:
     real = np.random.default_rng(0).uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32)
     jax_call, compile_s = jaxgan_iteration(resolution, channels, batch, args.width, args.latent_dim, real,
-                                           args.precision, args.conv_impl, args.d_conv_impl)
+                                           args.precision, args.conv_impl, args.d_conv_impl, args.reuse_fake)
     torch_call = torch_iteration(resolution, channels, batch, args.width, args.latent_dim, real)
     t = timed_alternately({'jaxgan': jax_call, 'torch': torch_call}, args.iters, args.warmup)
     ratio = t['jaxgan'] / t['torch']

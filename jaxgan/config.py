@@ -81,6 +81,7 @@ class Config:
   pack: int = 1
   label_smoothing: float = 0.0
   ema_decay: float | None = None  # 0 = off; default: 0.999 for mlp and resnet, off for dcgan
+  reuse_fake: bool | None = None  # G's update reuses D's last fake batch (one G pass); default: dcgan only
   margin: float | None = None
   # Architecture-specific (see ARCH_SPECIFIC_FIELDS and each recipe's DEFAULTS).
   l1_weight: float | None = None  # pix2pix: lambda of the L1 loss to the target
@@ -180,6 +181,7 @@ class Config:
         margin=obj.get("margin", 1.0),
         num_eval_samples=2500 if toy else 1000,
         ema_decay=0.0 if self.arch == "dcgan" else 0.999,
+        reuse_fake=self.arch == "dcgan",
     )
     if self.arch in IMAGE_ARCHS:
       defaults.update(DATASET_PRESETS.get(dataset, {}))
@@ -232,6 +234,8 @@ class Config:
          f"({', '.join(n for n, o in OBJECTIVES.items() if 'real_label' in o.d_hparams)}), "
          f"not --objective={self.objective}")
     need(0 <= self.ema_decay < 1, f"--ema_decay must be in [0, 1) (got {self.ema_decay})")
+    need(not self.reuse_fake or self.arch in GAN_ARCHS,
+         f"--reuse_fake applies to --arch={'/'.join(GAN_ARCHS)} (not {self.arch}); drop it")
     need(self.objective != "wgan" or self.clip_value > 0,
          "--objective=wgan needs --clip_value > 0 (weight clipping is what makes it WGAN)")
     need(self.arch in IMAGE_ARCHS or not self.conditional,

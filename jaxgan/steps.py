@@ -55,6 +55,10 @@ class StepConfig:
     instance_noise_steps: anneal instance noise to zero over this many steps (0 = off).
     ema: update the EMA of G's params after each G update.
     axis_name: the pmap axis to average gradients, statistics and metrics over (None = one device).
+    reuse_fake: ``train_step``'s G update reuses the last D update's latents and generated batch, pulled back
+      through one saved VJP of G, instead of drawing fresh latents and running G again (what
+      pytorch/examples' DCGAN does). Saves one G forward per iteration (~7% of a 64x64 DCGAN step) and
+      updates G's BatchNorm statistics once per iteration instead of twice. ``d_step``/``g_step`` ignore it.
     objectives: if given, the step computes ``objectives[hparams["objective_index"]]`` (a ``lax.switch``):
       one compiled step serves runs of different objectives, so a vmapped sweep can stack them (under
       ``vmap`` every branch is computed and the member's selected). ``objective`` is then ignored.
@@ -73,6 +77,7 @@ class StepConfig:
   ema: bool = True
   axis_name: str | None = None
   objectives: tuple[str, ...] = ()
+  reuse_fake: bool = False
 
   def __post_init__(self):
     for name in (self.objective,) + tuple(self.objectives):
@@ -179,18 +184,24 @@ def _losses(config: StepConfig, hparams: dict[str, Array]) -> _Losses:
 
 def d_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANState, Metrics]:
   """One discriminator update on a real batch and a fresh fake batch (G's samples detached)."""
+  batch_size = batch["image"].shape[0]
+  key = player_key(state, KEY_D, state.d_updates)
+  z, fake_labels = _sample_latents(jax.random.split(key, 4)[0], batch_size, config)
+  fake, g_batch_stats = _generate(state, z, fake_labels, state.g_params)
+  return _d_update(state, batch, lax.stop_gradient(fake), fake_labels, g_batch_stats, config=config)
+
+
+def _d_update(state: GANState, batch: Batch, fake: Array, fake_labels: Array | None, g_batch_stats: Any, *,
+              config: StepConfig) -> tuple[GANState, Metrics]:
+  """D's update given G's (detached) samples and G's statistics after producing them."""
   hp = state.hparams
   losses = _losses(config, hp)
   real = batch["image"]
   chex.assert_rank(real, {2, 3, 4})
-  batch_size = real.shape[0]
+  chex.assert_equal_shape([real, fake])
   real_labels = batch["label"] if config.num_classes else None
   key = player_key(state, KEY_D, state.d_updates)
-  latent_key, real_noise_key, fake_noise_key, penalty_key = jax.random.split(key, 4)
-
-  z, fake_labels = _sample_latents(latent_key, batch_size, config)
-  fake, g_batch_stats = _generate(state, z, fake_labels, state.g_params)
-  fake = lax.stop_gradient(fake)
+  _, real_noise_key, fake_noise_key, penalty_key = jax.random.split(key, 4)
   real_in = _d_inputs(real, real_noise_key, state, config)
   fake_in = _d_inputs(fake, fake_noise_key, state, config)
 
@@ -247,28 +258,43 @@ def g_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANSta
   ``batch`` (real data) is read only by objectives whose G loss needs D's outputs on real data
   (relativistic ones); it also sets the batch size.
   """
-  losses = _losses(config, state.hparams)
-  real = batch["image"]
-  batch_size = real.shape[0]
   key = player_key(state, KEY_G, state.step)
-  latent_key, real_noise_key, fake_noise_key = jax.random.split(key, 3)
-  z, fake_labels = _sample_latents(latent_key, batch_size, config)
+  z, fake_labels = _sample_latents(jax.random.split(key, 3)[0], batch["image"].shape[0], config)
+  g_loss_of_fake = _g_loss_of_fake(state, batch, fake_labels, config)
 
+  def loss_fn(g_params):
+    fake, g_stats = _generate(state, z, fake_labels, g_params)
+    loss, d_stats = g_loss_of_fake(fake)
+    return loss, (g_stats, d_stats, loss)
+
+  grads, (g_batch_stats, d_batch_stats, g_loss) = jax.grad(loss_fn, has_aux=True)(state.g_params)
+  return _g_update(state, grads, g_batch_stats, d_batch_stats, g_loss, config=config)
+
+
+def _g_loss_of_fake(state: GANState, batch: Batch, fake_labels: Array | None,
+                    config: StepConfig) -> Callable[[Array], tuple[Array, Any]]:
+  """G's adversarial loss as a function of its samples: fake -> (loss, D's statistics after the pass)."""
+  losses = _losses(config, state.hparams)
+  key = player_key(state, KEY_G, state.step)
+  _, real_noise_key, fake_noise_key = jax.random.split(key, 3)
   d_stats = state.d_batch_stats
   real_out = None
   if losses.g_needs_real:
     real_labels = batch["label"] if config.num_classes else None
-    real_in = _d_inputs(real, real_noise_key, state, config)
+    real_in = _d_inputs(batch["image"], real_noise_key, state, config)
     real_out, d_stats = _discriminate(state, state.d_params, d_stats, real_in, real_labels)
 
-  def loss_fn(g_params):
-    fake, g_stats = _generate(state, z, fake_labels, g_params)
+  def loss_of_fake(fake: Array) -> tuple[Array, Any]:
     fake_in = _d_inputs(fake, fake_noise_key, state, config)
     fake_out, new_d_stats = _discriminate(state, state.d_params, d_stats, fake_in, fake_labels)
-    loss = losses.g_loss(fake_out, real_out)
-    return loss, (g_stats, new_d_stats, loss)
+    return losses.g_loss(fake_out, real_out), new_d_stats
 
-  grads, (g_batch_stats, d_batch_stats, g_loss) = jax.grad(loss_fn, has_aux=True)(state.g_params)
+  return loss_of_fake
+
+
+def _g_update(state: GANState, grads: Any, g_batch_stats: Any, d_batch_stats: Any, g_loss: Array, *,
+              config: StepConfig) -> tuple[GANState, Metrics]:
+  """Applies G's gradients (averaged over devices), updates the EMA and counts the step."""
   grads = _mean_over_devices(grads, config.axis_name)
   updates, g_opt_state = state.g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
@@ -287,6 +313,32 @@ def g_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANSta
   return new_state, _mean_over_devices(metrics, config.axis_name)
 
 
+def _d_then_g_reusing_fake(state: GANState, batch: Batch, *,
+                           config: StepConfig) -> tuple[GANState, Metrics, Metrics]:
+  """A D update, then a G update on the same generated batch (``StepConfig.reuse_fake``).
+
+  G runs once, under ``jax.vjp``: D trains on the detached samples, then D's updated loss gradient with
+  respect to the samples is pulled back through the saved VJP. The G gradient equals ``g_step``'s with
+  the D update's latents (tested against it).
+  """
+  key = player_key(state, KEY_D, state.d_updates)
+  z, fake_labels = _sample_latents(jax.random.split(key, 4)[0], batch["image"].shape[0], config)
+  fake, g_vjp, g_batch_stats = jax.vjp(lambda p: _generate(state, z, fake_labels, p), state.g_params,
+                                       has_aux=True)
+  state, d_metrics = _d_update(state, batch, lax.stop_gradient(fake), fake_labels, g_batch_stats,
+                               config=config)
+  loss_of_fake = _g_loss_of_fake(state, batch, fake_labels, config)
+
+  def loss_fn(f: Array) -> tuple[Array, tuple[Array, Any]]:
+    loss, d_stats = loss_of_fake(f)
+    return loss, (loss, d_stats)
+
+  cotangent, (g_loss, d_batch_stats) = jax.grad(loss_fn, has_aux=True)(fake)
+  (grads,) = g_vjp(cotangent)
+  state, g_metrics = _g_update(state, grads, state.g_batch_stats, d_batch_stats, g_loss, config=config)
+  return state, d_metrics, g_metrics
+
+
 def train_step(state: GANState, batches: Batch, *, config: StepConfig) -> tuple[GANState, Metrics]:
   """``n_critic`` D updates (one per slice of the batches' leading axis), then one G update.
 
@@ -298,11 +350,16 @@ def train_step(state: GANState, batches: Batch, *, config: StepConfig) -> tuple[
   # (28x28 DCGAN, batch 64: 5.5 s vs 0.68 s per step), and in jax 0.10.2 even ``scan(unroll=True)`` leaves
   # a one-trip while loop in the HLO. n_critic is small, so the unrolled program stays small.
   d_metrics = []
-  for i in range(config.n_critic):
+  num_plain = config.n_critic - 1 if config.reuse_fake else config.n_critic
+  for i in range(num_plain):
     state, m = d_step(state, jax.tree_util.tree_map(lambda x: x[i], batches), config=config)  # noqa: B023
     d_metrics.append(m)
   last_batch = jax.tree_util.tree_map(lambda x: x[-1], batches)
-  state, g_metrics = g_step(state, last_batch, config=config)
+  if config.reuse_fake:
+    state, m, g_metrics = _d_then_g_reusing_fake(state, last_batch, config=config)
+    d_metrics.append(m)
+  else:
+    state, g_metrics = g_step(state, last_batch, config=config)
   metrics = {k: jnp.mean(jnp.stack([m[k] for m in d_metrics])) for k in d_metrics[0]}
   metrics.update(g_metrics)
   return state, metrics

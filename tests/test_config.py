@@ -17,6 +17,9 @@ def test_defaults_follow_objective_and_arch():
   assert (gp.gp_weight, gp.beta1, gp.beta2, gp.resolution, gp.ema_decay) == (10.0, 0.0, 0.9, 32, 0.999)
   explicit = Config(objective="wgan", arch="dcgan", n_critic=2, lr_d=1e-3).resolve()
   assert (explicit.n_critic, explicit.lr_d) == (2, 1e-3)
+  # G reuses D's fake batch by default only for DCGAN (as dcgan.torch / pytorch/examples do).
+  assert (wgan.reuse_fake, toy.reuse_fake, gp.reuse_fake) == (True, False, False)
+  assert Config(arch="dcgan", reuse_fake=False).resolve().reuse_fake is False
 
 
 BAD = [
@@ -39,6 +42,7 @@ BAD = [
     (dict(arch="dcgan", resolution=48), "--resolution=48 is not supported by --arch=dcgan"),
     (dict(arch="dcgan", spectral_norm=True), "--spectral_norm is implemented for --arch=resnet"),
     (dict(ema_decay=1.0), "--ema_decay must be in"),
+    (dict(arch="pix2pix", reuse_fake=True), "--reuse_fake applies to --arch=mlp/dcgan/resnet"),
     (dict(gp_weight=-1.0), "--gp_weight must be >= 0"),
     (dict(optimizer="lbfgs"), "--optimizer='lbfgs' is unknown"),
     (dict(log_every=-1), "--log_every must be >= 1"),

@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.testing import mocking
 
 from jaxgan.data import embedded, translation
-from jaxgan.data.translation import TranslationBatches, load_domains, sobel_edges
+from jaxgan.data.translation import TranslationBatches, get_task, load_domains, low_resolution, sobel_edges
 
 REAL_MNIST = "/work/shared/data/mnist"
 
@@ -118,3 +118,25 @@ def test_edges2mnist_from_idx_files(tmp_path):
                          data_dir=str(tmp_path))
   assert domains.num_a == 60000 and domains.eval_a.shape == (10, 32, 32, 1)
   np.testing.assert_allclose(domains.eval_a, sobel_edges(domains.eval_b), atol=1e-6)
+
+
+def test_low_resolution_replaces_each_block_by_its_mean():
+  x = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8, 1) / 128.0 - 1.0
+  low = low_resolution(x, 4)
+  assert low.shape == x.shape
+  np.testing.assert_allclose(low[0, :4, :4, 0], np.full((4, 4), x[0, :4, :4, 0].mean()), rtol=1e-6)
+  np.testing.assert_allclose(low[1, 4:, :4, 0], np.full((4, 4), x[1, 4:, :4, 0].mean()), rtol=1e-6)
+  # The mean is kept and detail is lost: an already blocky image is unchanged.
+  np.testing.assert_allclose(low.mean(), x.mean(), rtol=1e-6)
+  np.testing.assert_allclose(low_resolution(low, 4), low, rtol=1e-6)
+  with pytest.raises(ValueError, match="divisible by 4"):
+    low_resolution(np.zeros((1, 30, 30, 1), np.float32), 4)
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_MNIST), reason="raw MNIST files not available")
+def test_lowres2mnist_pairs_each_digit_with_its_low_resolution_version(tmp_path):
+  domains = load_domains("lowres2mnist", resolution=28, num_eval=10, manual_dir=REAL_MNIST,
+                         data_dir=str(tmp_path))
+  assert get_task("lowres2mnist").paired
+  np.testing.assert_allclose(domains.eval_a, low_resolution(domains.eval_b), atol=1e-6)
+  assert not np.allclose(domains.eval_a, domains.eval_b)

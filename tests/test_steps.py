@@ -9,6 +9,7 @@ import pytest
 
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
 from jaxgan.state import GANState, make_optimizer
+from jaxgan import steps as steps_lib
 from jaxgan.steps import StepConfig, d_step, g_step, make_steps, train_step
 
 
@@ -110,6 +111,66 @@ def test_train_step_equals_d_steps_then_g_step():
   state, _ = one_g(state, {"image": batches["image"][1]})
   for a, b in zip(jax.tree_util.tree_leaves(fused), jax.tree_util.tree_leaves(state)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+class BatchNormG(nn.Module):
+  """A generator with BatchNorm, so the statistics' path through the steps is exercised too."""
+
+  @nn.compact
+  def __call__(self, z, labels=None, *, train):
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.5)(nn.Dense(8)(z))
+    return nn.Dense(2)(nn.relu(x))
+
+
+@pytest.mark.parametrize("n_critic", [1, 2])
+def test_reuse_fake_equals_g_update_on_the_last_d_updates_latents(n_critic):
+  # reuse_fake pulls the G gradient back through a VJP saved during the D update. Reference: the plain
+  # D updates, then G's loss differentiated through a fresh G pass on the *D update's* latents.
+  config = StepConfig(objective="nonsaturating", latent_dim=4, n_critic=n_critic, reuse_fake=True)
+  make = lambda: GANState.create(  # noqa: E731
+      generator=BatchNormG(), discriminator=MLPDiscriminator(hidden=(16, 16)), g_tx=optax.sgd(0.1),
+      d_tx=optax.sgd(0.1), key=jax.random.PRNGKey(3), latent_dim=4, d_input=jnp.zeros((1, 2)))
+  batches = _batches(n_critic)
+  fused, metrics = jax.jit(lambda s, b: train_step(s, b, config=config))(make(), batches)
+
+  @jax.jit
+  def reference(state, batches):
+    for i in range(n_critic - 1):
+      state, _ = d_step(state, {"image": batches["image"][i]}, config=config)
+    last = {"image": batches["image"][-1]}
+    key = steps_lib.player_key(state, steps_lib.KEY_D, state.d_updates)
+    z, _ = steps_lib._sample_latents(jax.random.split(key, 4)[0], 32, config)
+    state, _ = d_step(state, last, config=config)
+
+    def loss(g_params):
+      fake, _ = steps_lib._generate(state, z, None, g_params)
+      return steps_lib._g_loss_of_fake(state, last, None, config)(fake)
+
+    (g_loss, d_stats), grads = jax.value_and_grad(loss, has_aux=True)(state.g_params)
+    g_params = jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, state.g_params, grads)
+    return state.replace(g_params=g_params, step=state.step + 1, d_batch_stats=d_stats,
+                         g_ema_params=steps_lib.regularizers.ema_update(state.g_ema_params, g_params, 0.999),
+                         g_opt_state=fused.g_opt_state), g_loss
+
+  expected, g_loss = reference(make(), batches)
+  np.testing.assert_allclose(metrics["g_loss"], g_loss, rtol=1e-6)
+  for a, b in zip(jax.tree_util.tree_leaves(fused), jax.tree_util.tree_leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  # G ran once in the fused step: its BatchNorm statistics moved once (momentum 0.5), as in the D update.
+  assert int(fused.d_updates) == n_critic and int(fused.step) == 1
+
+
+def test_reuse_fake_changes_the_g_update_only_through_the_latents():
+  # Guard against the test above passing vacuously: without reuse, G's update (fresh latents, second G
+  # pass) differs.
+  base = dict(objective="nonsaturating", latent_dim=4)
+  run = lambda reuse: jax.jit(lambda s, b: train_step(  # noqa: E731
+      s, b, config=StepConfig(**base, reuse_fake=reuse)))(_mlp_state(), _batches(1))[0]
+  plain, reused = run(False), run(True)
+  np.testing.assert_array_equal(jax.tree_util.tree_leaves(plain.d_params)[0],
+                                jax.tree_util.tree_leaves(reused.d_params)[0])
+  assert not np.allclose(jax.tree_util.tree_leaves(plain.g_params)[0],
+                         jax.tree_util.tree_leaves(reused.g_params)[0])
 
 
 def test_same_seed_same_result_and_different_seed_different_result():

@@ -6,6 +6,7 @@ Datasets (``--dataset``):
 |---|---|---|---|---|
 | ``edges2digits`` | paired | Sobel edge map of a digit | the digit | last 200 embedded digits |
 | ``edges2mnist`` | paired | Sobel edge map of an MNIST digit | the digit | MNIST test split |
+| ``lowres2mnist`` | paired | the MNIST digit at 1/4 resolution (4x4 mean, blown up) | the digit | MNIST test split |
 | ``digits2inverted`` | unpaired | digits (even train indices) | inverted digits (odd indices) | last 200 |
 | ``mnist2inverted`` | unpaired | MNIST (even indices) | inverted MNIST (odd indices) | test split |
 | ``cycle_gan/<config>`` | unpaired | TFDS ``trainA`` | TFDS ``trainB`` | ``testA`` / ``testB`` |
@@ -17,6 +18,10 @@ without TensorFlow, from the four IDX files in ``--manual_dir`` (``jaxgan.data.i
 tasks draw A and B from disjoint halves of the training images and sample the two batches
 independently, so no B image is the inverse of any A image in the same batch (or anywhere in training).
 Their held-out pairs are known (B = -A), so CycleGAN can also be scored against the truth there.
+
+Low resolution (super-resolution, an *ambiguous* paired task: many sharp digits share one 7x7 image, so
+an L1-only generator predicts their blurry mean, while the adversarial loss asks for one sharp answer):
+the mean of each 4x4 block, repeated back to full size (nearest neighbour).
 
 Edges: Sobel gradient magnitude of the image in [0, 1] (edge-replicated borders), divided by its
 per-image maximum, mapped to [-1, 1] (background -1, strongest edge +1).
@@ -56,6 +61,7 @@ class Task:
 TASKS: dict[str, Task] = {
     "edges2digits": Task(base="digits", paired=True, a_transform="edges"),
     "edges2mnist": Task(base="mnist", paired=True, a_transform="edges"),
+    "lowres2mnist": Task(base="mnist", paired=True, a_transform="lowres"),
     "digits2inverted": Task(base="digits", paired=False, b_transform="invert"),
     "mnist2inverted": Task(base="mnist", paired=False, b_transform="invert"),
 }
@@ -89,11 +95,26 @@ def sobel_edges(images: np.ndarray) -> np.ndarray:
   return (2.0 * mag / np.maximum(peak, 1e-6) - 1.0).astype(np.float32)
 
 
+LOWRES_FACTOR = 4
+
+
+def low_resolution(images: np.ndarray, factor: int = LOWRES_FACTOR) -> np.ndarray:
+  """Each ``factor`` x ``factor`` block replaced by its mean (``[n, H, W, C]``, H and W divisible by it)."""
+  n, h, w, c = images.shape
+  if h % factor or w % factor:
+    raise ValueError(f"lowres needs a resolution divisible by {factor}, got {h}x{w}")
+  blocks = np.asarray(images, np.float32).reshape(n, h // factor, factor, w // factor, factor, c)
+  means = blocks.mean(axis=(2, 4))
+  return np.repeat(np.repeat(means, factor, axis=1), factor, axis=2).astype(np.float32)
+
+
 def _transform(kind: str | None, images: np.ndarray) -> np.ndarray:
   if kind is None:
     return images
   if kind == "edges":
     return sobel_edges(images)
+  if kind == "lowres":
+    return low_resolution(images)
   if kind == "invert":
     return (-images).astype(np.float32)
   raise ValueError(f"Unknown transform {kind!r}")

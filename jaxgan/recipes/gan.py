@@ -49,6 +49,7 @@ def step_config(config: Config, num_classes: int | None, axis_name: str | None =
       instance_noise_steps=config.instance_noise_steps if config.instance_noise > 0 else 0,
       ema=config.ema_decay > 0,
       axis_name=axis_name,
+      reuse_fake=bool(config.reuse_fake),
   )
 
 

@@ -74,7 +74,7 @@ def _check_common(config: Config, arch: str, *, paired: bool) -> None:
     raise ConfigError(f"--arch={arch}: {e}") from None
   if paired:
     need(task.paired, f"--arch=pix2pix needs paired data; --dataset={config.dataset} is unpaired (use "
-                      f"edges2digits or edges2mnist, or --arch=cyclegan for unpaired data)")
+                      f"edges2digits, edges2mnist or lowres2mnist, or --arch=cyclegan for unpaired data)")
   need(config.n_critic == 1, f"--arch={arch} makes one D update per step; drop --n_critic")
   for name in ("gp_weight", "r1_gamma", "dragan_weight", "instance_noise"):
     need(getattr(config, name) == 0, f"--{name} is not implemented for --arch={arch}; drop it")
