@@ -45,6 +45,7 @@ def test_a_run_writes_its_outputs_and_resume_equals_an_uninterrupted_run(tmp_pat
   assert resumed["cycle_l1"] == full["cycle_l1"]
 
 
+@pytest.mark.slow  # ~25-30 s, mostly compiling the recipe's step; runs in CI's slow pass
 def test_pools_fill_inside_the_state_and_learning_rates_decay():
   config = _config(__import__("pathlib").Path("/tmp"), steps=4, lr_decay_start=2).resolve()
   source = cyclegan.make_source(config)

@@ -34,6 +34,7 @@ def test_defaults_and_validation():
       Config(arch="infogan", **bad).resolve()
 
 
+@pytest.mark.slow  # ~25-30 s, mostly compiling the recipe's step; runs in CI's slow pass
 def test_mi_term_reaches_q_in_the_d_step_and_g_in_the_g_step():
   config = _tiny_config()
   state = recipe.create_state(config, SOURCE)

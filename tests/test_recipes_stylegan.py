@@ -56,6 +56,7 @@ def test_lazy_r1_runs_every_interval_scaled_by_the_interval():
   np.testing.assert_allclose(float(state.g_opt_state.hyperparams["learning_rate"]), 0.002, rtol=1e-6)
 
 
+@pytest.mark.slow  # ~25-30 s, mostly compiling the recipe's step; runs in CI's slow pass
 def test_g_step_tracks_mean_w_and_ramps_the_ema():
   config = Config(arch="stylegan", width=4, latent_dim=8, batch_size=4).resolve()
   state = recipe.create_state(config, SOURCE)
