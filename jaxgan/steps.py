@@ -184,11 +184,14 @@ def _losses(config: StepConfig, hparams: dict[str, Array]) -> _Losses:
 
 def d_step(state: GANState, batch: Batch, *, config: StepConfig) -> tuple[GANState, Metrics]:
   """One discriminator update on a real batch and a fresh fake batch (G's samples detached)."""
-  batch_size = batch["image"].shape[0]
-  key = player_key(state, KEY_D, state.d_updates)
-  z, fake_labels = _sample_latents(jax.random.split(key, 4)[0], batch_size, config)
+  z, fake_labels = _sample_latents(_d_keys(state)[0], batch["image"].shape[0], config)
   fake, g_batch_stats = _generate(state, z, fake_labels, state.g_params)
   return _d_update(state, batch, lax.stop_gradient(fake), fake_labels, g_batch_stats, config=config)
+
+
+def _d_keys(state: GANState) -> Array:
+  """The 4 keys of D update number ``state.d_updates``: latents, real noise, fake noise, penalties."""
+  return jax.random.split(player_key(state, KEY_D, state.d_updates), 4)
 
 
 def _d_update(state: GANState, batch: Batch, fake: Array, fake_labels: Array | None, g_batch_stats: Any, *,
@@ -200,8 +203,7 @@ def _d_update(state: GANState, batch: Batch, fake: Array, fake_labels: Array | N
   chex.assert_rank(real, {2, 3, 4})
   chex.assert_equal_shape([real, fake])
   real_labels = batch["label"] if config.num_classes else None
-  key = player_key(state, KEY_D, state.d_updates)
-  _, real_noise_key, fake_noise_key, penalty_key = jax.random.split(key, 4)
+  _, real_noise_key, fake_noise_key, penalty_key = _d_keys(state)
   real_in = _d_inputs(real, real_noise_key, state, config)
   fake_in = _d_inputs(fake, fake_noise_key, state, config)
 
@@ -321,8 +323,7 @@ def _d_then_g_reusing_fake(state: GANState, batch: Batch, *,
   respect to the samples is pulled back through the saved VJP. The G gradient equals ``g_step``'s with
   the D update's latents (tested against it).
   """
-  key = player_key(state, KEY_D, state.d_updates)
-  z, fake_labels = _sample_latents(jax.random.split(key, 4)[0], batch["image"].shape[0], config)
+  z, fake_labels = _sample_latents(_d_keys(state)[0], batch["image"].shape[0], config)
   fake, g_vjp, g_batch_stats = jax.vjp(lambda p: _generate(state, z, fake_labels, p), state.g_params,
                                        has_aux=True)
   state, d_metrics = _d_update(state, batch, lax.stop_gradient(fake), fake_labels, g_batch_stats,

@@ -55,21 +55,29 @@ def step_config(config: Config, num_classes: int | None, axis_name: str | None =
 
 def make_source(config: Config, *, shard_index: int = 0, shard_count: int = 1) -> BatchSource:
   """Toy mixtures sampled on the device, or an image iterator on the host (this host's shard)."""
-  if shard_count > 1 and config.batch_size % shard_count:
+  if not config.is_toy:
+    return make_image_source(config, shard_index=shard_index, shard_count=shard_count,
+                             conditional=config.conditional)
+  if config.batch_size % shard_count:
     raise ValueError(f"--batch_size={config.batch_size} must be divisible by the {shard_count} processes")
-  batch_size = config.batch_size // shard_count
-  if config.is_toy:
-    # Every host draws its own examples: the key of host i is folded with i (host 0 = a 1-host run).
-    key = jax.random.PRNGKey(config.seed)
-    key = key if shard_index == 0 else jax.random.fold_in(key, shard_index)
-    return ToyBatches(TOY_DATASETS[config.dataset], key, batch_size, config.n_critic)
+  # Every host draws its own examples: the key of host i is folded with i (host 0 = a 1-host run).
+  key = jax.random.PRNGKey(config.seed)
+  key = key if shard_index == 0 else jax.random.fold_in(key, shard_index)
+  return ToyBatches(TOY_DATASETS[config.dataset], key, config.batch_size // shard_count, config.n_critic)
+
+
+def make_image_source(config: Config, *, shard_index: int = 0, shard_count: int = 1,
+                      conditional: bool) -> ImageBatches:
+  """This host's shard of ``config.dataset``'s images, ``n_critic`` batches a step (every image recipe)."""
+  if config.batch_size % shard_count:
+    raise ValueError(f"--batch_size={config.batch_size} must be divisible by the {shard_count} processes")
   from jaxgan.data.images import make_image_iterator  # heavy imports only for image runs
   data = make_image_iterator(
-      config.dataset if config.dataset != "digits" else None, batch_size=batch_size,
+      config.dataset if config.dataset != "digits" else None, batch_size=config.batch_size // shard_count,
       resolution=config.resolution, seed=config.seed, data_dir=config.data_dir,
       manual_dir=config.manual_dir, download=config.download, shard_index=shard_index,
       shard_count=shard_count)
-  return ImageBatches(data, n_critic=config.n_critic, conditional=config.conditional)
+  return ImageBatches(data, n_critic=config.n_critic, conditional=conditional)
 
 
 def create_state(config: Config, source: BatchSource, axis_name: str | None = None) -> GANState:

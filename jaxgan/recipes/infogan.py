@@ -34,9 +34,10 @@ from jax import lax
 from jaxgan import evaluate as eval_lib
 from jaxgan import plots
 from jaxgan.config import Config, ConfigError
-from jaxgan.data.batches import BatchSource, ImageBatches
+from jaxgan.data.batches import BatchSource
 from jaxgan.models import infogan as models
 from jaxgan.objectives import get_objective
+from jaxgan.recipes.gan import make_image_source
 from jaxgan.regularizers import ema_update
 from jaxgan.state import KEY_D, KEY_G, KEY_SAMPLES, GANState, make_optimizer, player_key
 
@@ -92,15 +93,7 @@ def step_config(config: Config, axis_name: str | None = None) -> InfoStepConfig:
 
 def make_source(config: Config, *, shard_index: int = 0, shard_count: int = 1) -> BatchSource:
   """This host's shard of the image dataset (labels unused: InfoGAN is unsupervised)."""
-  if config.batch_size % shard_count:
-    raise ValueError(f"--batch_size={config.batch_size} must be divisible by the {shard_count} processes")
-  from jaxgan.data.images import make_image_iterator
-  data = make_image_iterator(
-      config.dataset if config.dataset != "digits" else None, batch_size=config.batch_size // shard_count,
-      resolution=config.resolution, seed=config.seed, data_dir=config.data_dir,
-      manual_dir=config.manual_dir, download=config.download, shard_index=shard_index,
-      shard_count=shard_count)
-  return ImageBatches(data, n_critic=config.n_critic, conditional=False)
+  return make_image_source(config, shard_index=shard_index, shard_count=shard_count, conditional=False)
 
 
 def build_models(config: Config, channels: int, axis_name: str | None = None):
