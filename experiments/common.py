@@ -59,6 +59,23 @@ def write_results(name: str, results_dir: str, markdown: Sequence[str], rows: li
   return md_path, json_path
 
 
+def run_section(*, machine: str, seconds: float, command: str, wall_time_note: str) -> list[str]:
+  """The "## Run" lines every result file ends with: machine, wall time (+ note) and the exact command."""
+  return ["## Run", "",
+          f"- Machine: {machine}",
+          f"- Wall time: {seconds / 60:.1f} min ({seconds:.0f} s){wall_time_note}",
+          f"- Command: `{command}`"]
+
+
+def publish(name: str, results_dir: str, markdown: Sequence[str], rows: list[dict[str, Any]],
+            seconds: float) -> None:
+  """Writes the result files (``write_results``), logs where they went and prints the Markdown."""
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  md_path, json_path = write_results(name, results_dir, markdown, rows)
+  logging.info("Wrote %s and %s in %.0f s", md_path, json_path, seconds)
+  print("\n".join(markdown))
+
+
 class Timer:
   """Wall time since construction, and the load average at the start."""
 
@@ -81,6 +98,13 @@ def ensure_classifier(path: str, *, manual_dir: str | None, data_dir: str | None
   logging.info("Training the MNIST classifier into %s", path)
   return classifier_lib.train_classifier("mnist", manual_dir=manual_dir, data_dir=data_dir,
                                          config=classifier_lib.TrainConfig(epochs=epochs), out=path)
+
+
+def classifier_from_flags(flag_values: Any) -> tuple[str, Any]:
+  """(absolute classifier dir, classifier) from ``define_mnist_experiment_flags``' flags, trained if missing."""
+  path = os.path.abspath(flag_values.classifier_dir or os.path.join(flag_values.workdir, "classifier"))
+  return path, ensure_classifier(path, manual_dir=flag_values.manual_dir, data_dir=flag_values.data_dir,
+                                 epochs=flag_values.classifier_epochs)
 
 
 def define_mnist_experiment_flags(name: str, *, workdir_help: str) -> None:

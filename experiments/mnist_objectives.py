@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from typing import Any, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from experiments import common  # noqa: E402
 from jaxgan import sweep as sweep_lib  # noqa: E402
@@ -107,10 +107,8 @@ def markdown(rows: Sequence[dict[str, Any]], classifier_meta: dict[str, Any], *,
       "- **Reduced for the CPU budget**: short runs, one or few seeds; Lucic et al. tune each model "
       "over a large hyperparameter search, train far longer and report Inception FID on 10k samples "
       "— their column shows the published ranking, not comparable values.", "",
-      "## Run", "",
-      f"- Machine: {machine}",
-      f"- Wall time: {seconds / 60:.1f} min ({seconds:.0f} s), classifier training and evaluation included",
-      f"- Command: `{command}`",
+      *common.run_section(machine=machine, seconds=seconds, command=command,
+                          wall_time_note=", classifier training and evaluation included"),
   ]
 
 
@@ -118,10 +116,7 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   timer = common.Timer()
-  classifier_dir = os.path.abspath(FLAGS.classifier_dir or os.path.join(FLAGS.workdir, "classifier"))
-  classifier = common.ensure_classifier(
-      classifier_dir, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
-      epochs=FLAGS.classifier_epochs)
+  classifier_dir, classifier = common.classifier_from_flags(FLAGS)
   definition = sweep_definition(
       objectives=FLAGS.objectives, seeds=FLAGS.seeds, steps=FLAGS.steps, width=FLAGS.width,
       batch_size=FLAGS.batch_size, num_eval_samples=FLAGS.num_eval_samples,
@@ -130,9 +125,7 @@ def main(argv: Sequence[str]) -> None:
   rows = aggregate(runs)
   lines = markdown(rows, classifier.meta, seconds=timer.seconds,
                    machine=common.machine_line(timer.start_load), command=common.command_line())
-  md_path, json_path = common.write_results(FLAGS.name, FLAGS.results_dir, lines, rows)
-  logging.info("Wrote %s and %s in %.0f s", md_path, json_path, timer.seconds)
-  print("\n".join(lines))
+  common.publish(FLAGS.name, FLAGS.results_dir, lines, rows, timer.seconds)
 
 
 if __name__ == "__main__":

@@ -109,10 +109,8 @@ def markdown(rows: Sequence[dict[str, Any]], reference: dict[str, Any], classifi
       f"128k images at batch 64 = 100k steps) and width {FLAGS.width} (ngf = ndf; DCGAN's is 64). "
       "These rows measure a short run, not the paper's converged models.",
       f"- One seed per row (seed {FLAGS.seed}); PacGAN reports 10 trials.", "",
-      "## Run", "",
-      f"- Machine: {machine}",
-      f"- Wall time: {seconds / 60:.1f} min ({seconds:.0f} s), classifier training and evaluation included",
-      f"- Command: `{command}`",
+      *common.run_section(machine=machine, seconds=seconds, command=command,
+                          wall_time_note=", classifier training and evaluation included"),
   ]
 
 
@@ -120,9 +118,7 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   timer = common.Timer()
-  classifier_dir = FLAGS.classifier_dir or os.path.join(FLAGS.workdir, "classifier")
-  classifier = common.ensure_classifier(classifier_dir, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
-                                 epochs=FLAGS.classifier_epochs)
+  classifier_dir, classifier = common.classifier_from_flags(FLAGS)
   reference = real_reference(classifier.predict_fn(), manual_dir=FLAGS.manual_dir,
                              data_dir=FLAGS.data_dir, num_samples=FLAGS.num_samples, seed=FLAGS.seed)
   logging.info("Real Stacked MNIST: %s", reference)
@@ -143,10 +139,8 @@ def main(argv: Sequence[str]) -> None:
     logging.info("Stacked MNIST pack %d: %s", pack, rows[-1])
   lines = markdown(rows, reference, classifier.meta, seconds=timer.seconds,
                    machine=common.machine_line(timer.start_load), command=common.command_line())
-  md_path, json_path = common.write_results(FLAGS.name, FLAGS.results_dir, lines,
-                                            rows + [{"model": "real data", **reference}])
-  logging.info("Wrote %s and %s in %.0f s", md_path, json_path, timer.seconds)
-  print("\n".join(lines))
+  common.publish(FLAGS.name, FLAGS.results_dir, lines, rows + [{"model": "real data", **reference}],
+                 timer.seconds)
 
 
 if __name__ == "__main__":

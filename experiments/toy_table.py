@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from typing import Any, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from experiments import common  # noqa: E402
 from jaxgan import sweep as sweep_lib  # noqa: E402
@@ -173,10 +173,8 @@ def markdown(rows: Sequence[dict[str, Any]], *, steps: int, batch: int, width: i
       "β1 0.8; raw generator weights (no EMA).",
       "- Each (dataset, objective, pack) row's seeds train as one `jit(vmap(...))` program "
       "(`jaxgan.sweep.run_sweep`).", "",
-      "## Run", "",
-      f"- Machine: {machine}",
-      f"- Wall time: {seconds / 60:.1f} min ({seconds:.0f} s) for the whole table, one command",
-      f"- Command: `{command}`",
+      *common.run_section(machine=machine, seconds=seconds, command=command,
+                          wall_time_note=" for the whole table, one command"),
   ]
   return lines
 
@@ -194,9 +192,7 @@ def main(argv: Sequence[str]) -> None:
   lines = markdown(rows, steps=FLAGS.steps, batch=FLAGS.batch, width=FLAGS.width,
                    seconds=timer.seconds, machine=common.machine_line(timer.start_load),
                    command=common.command_line())
-  md_path, json_path = common.write_results(FLAGS.name, FLAGS.results_dir, lines, rows)
-  logging.info("Wrote %s and %s in %.0f s", md_path, json_path, timer.seconds)
-  print("\n".join(lines))
+  common.publish(FLAGS.name, FLAGS.results_dir, lines, rows, timer.seconds)
 
 
 if __name__ == "__main__":

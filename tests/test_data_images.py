@@ -7,7 +7,6 @@ All offline and without TensorFlow: sockets are blocked for every test, TFDS is 
 import gzip
 import json
 import os
-import socket
 import struct
 
 import numpy as np
@@ -21,15 +20,8 @@ from jaxgan.data.images import make_image_iterator
 REAL_MNIST = "/work/shared/data/mnist"
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Any connection attempt fails the test: nothing here may touch the network."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+# Every test here runs with network access refused (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 (tfds.testing.mock_data) and MNIST from IDX files (skipped when absent). No network."""
 
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -15,13 +14,8 @@ from jaxgan.data.translation import TranslationBatches, get_task, load_domains, 
 REAL_MNIST = "/work/shared/data/mnist"
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-  def refuse(*args, **kwargs):
-    raise AssertionError(f"network access attempted: {args}")
-
-  monkeypatch.setattr(socket.socket, "connect", refuse)
-  monkeypatch.setattr(socket, "getaddrinfo", refuse)
+# Every test here runs with network access refused (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def test_sobel_edges_of_flat_and_step_images():
