@@ -59,11 +59,12 @@ PUBLISHED_MATCH = {("nonsaturating", 1): "GAN", ("nonsaturating", 2): "PacGAN2",
 
 # Two time-scale protocol (Heusel et al. 2017): with one D update per G update, D learns 5x faster than
 # G. At the registered equal rates (2e-4 each) jaxgan's MLP D never resolves the sigma=0.05 grid modes
-# within a CPU budget: D(x) = D(G(z)) = 0.5 and 1-2 % of samples are high quality even at 10k steps
-# (pack 4, seed 0: 21 modes, HQ 1.8 % at 5k steps; lr_d 1e-3: HQ 9.7 % at 10k; lr 4e-4 / 2e-3: 24
-# modes, HQ 89 % at 20k). The WGANs (n_critic = 5) keep their papers' optimizers.
+# within a CPU budget: D(x) = D(G(z)) = 0.5 and 1-2 % of samples are high quality (pack 4, seed 0: HQ
+# 1.8 % at 5k steps; 2.3 % at 10k with width 400; lr_d 1e-3: HQ 9.7 % at 10k; lr 4e-4 / 2e-3: 24
+# modes, HQ 89 % at 20k; experiments/README.md). The WGANs (n_critic = 5) keep their papers' optimizers.
 TTUR_LR_G = 4e-4
 TTUR_LR_D = 2e-3
+EMA_DECAY = 0.999  # evaluation samples come from the EMA of G's weights
 
 FLAGS = flags.FLAGS
 
@@ -83,12 +84,12 @@ def define_flags() -> None:
   flags.DEFINE_float("lr_g", TTUR_LR_G, "G's Adam learning rate for the objectives with one D update per "
                      "step (the WGANs keep their papers' settings).")
   flags.DEFINE_float("lr_d", TTUR_LR_D, "D's Adam learning rate for the objectives with one D update per step.")
-  flags.DEFINE_float("ema_decay", 0.999, "EMA decay of G's weights used for the evaluation samples (0 = raw G).")
+  flags.DEFINE_float("ema_decay", EMA_DECAY, "EMA decay of G's weights used for the evaluation samples (0 = raw G).")
 
 
 def sweep_definition(*, datasets: Sequence[str], objectives: Sequence[str], packs: Sequence[int],
                      steps: int, batch: int, width: int, seeds: int, lr_g: float = TTUR_LR_G,
-                     lr_d: float = TTUR_LR_D, ema_decay: float = 0.999) -> dict[str, Any]:
+                     lr_d: float = TTUR_LR_D, ema_decay: float = EMA_DECAY) -> dict[str, Any]:
   """The SWEEP dict: one list entry per (dataset, objective, pack), ``seeds`` seeds each.
 
   Every list entry differs in dataset, objective or pack (all part of the sweep's group key), so each
@@ -140,7 +141,7 @@ def _pm(mean: float, se: float, digits: int) -> str:
 
 def markdown(rows: Sequence[dict[str, Any]], *, steps: int, batch: int, width: int, seconds: float,
              machine: str, command: str, lr_g: float = TTUR_LR_G, lr_d: float = TTUR_LR_D,
-             ema_decay: float = 0.999) -> list[str]:
+             ema_decay: float = EMA_DECAY) -> list[str]:
   """The result file: jaxgan's table, the published tables, protocol, machine, time, command."""
   pacgan = {r[0]: r for r in PACGAN_TABLE1}
   by_key = {(r["dataset"], r["objective"], r["pack"]): r for r in rows}
@@ -193,8 +194,8 @@ def markdown(rows: Sequence[dict[str, Any]], *, steps: int, batch: int, width: i
       f"step (minimax, nonsaturating, hinge, lsgan, ebgan: Adam lr_g {lr_g:g}, lr_d {lr_d:g}, each "
       "objective's registered betas: β1 0.5, hinge (0, 0.9)); the WGANs keep their papers' settings "
       "(wgan RMSProp 5e-5, n_critic 5, clip 0.01; wgan_gp Adam 1e-4 (0, 0.9), n_critic 5, λ 10). PacGAN: "
-      "Adam 1e-4 β1 0.8 for both players. At equal rates of 2e-4 jaxgan's MLP D did not resolve the "
-      "σ 0.05 grid modes within 10k steps (1–2 % HQ; session-1 table at 1500 steps: 1–4 %).",
+      "Adam 1e-4 β1 0.8 for both players. At equal rates (1e-4 to 1e-3) jaxgan's MLP D did not resolve "
+      "the σ 0.05 grid modes within 10k steps (1.5–2.3 % HQ; see experiments/README.md).",
       ("- Evaluation samples from the EMA of G's weights (decay "
        f"{ema_decay:g}; Yazici et al. 2019)" if ema_decay > 0 else "- Raw generator weights (no EMA)")
       + "; PacGAN samples its raw generator.",

@@ -34,7 +34,7 @@ def test_toy_table_sweep_has_one_vmapped_group_per_row():
     config = members[0].config
     assert config.batch_size == 100 * config.pack  # D sees 100 packed inputs, as in PacGAN.
     assert config.pack == 1 or config.objective == "nonsaturating"
-    assert config.ema_decay == 0.999
+    assert config.ema_decay == toy_table.EMA_DECAY
     # Two time-scales for the one-D-step objectives; WGAN keeps its paper's RMSProp 5e-5.
     if config.objective == "wgan":
       assert (config.lr_g, config.lr_d, config.n_critic) == (5e-5, 5e-5, 5)
