@@ -161,6 +161,8 @@ flags.register_multi_flags_validator(
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  from jaxgan.xla_flags import apply_cpu_defaults
+  apply_cpu_defaults()  # before the first JAX computation (XLA reads XLA_FLAGS once); opt out: JAXGAN_XLA_CPU_DEFAULTS=0
   if FLAGS.coordinator_address or FLAGS.distributed:
     import jax  # before any other JAX call: initialize must run first
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,

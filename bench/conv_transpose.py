@@ -73,10 +73,12 @@ def torch_call(x: np.ndarray, kernel: np.ndarray, cot: np.ndarray, all_grads: bo
 
 
 def main() -> None:
+  from jaxgan.xla_flags import apply_cpu_defaults
+  apply_cpu_defaults()  # as launch.py does; before the first JAX computation
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--batch', type=int, default=64)
   parser.add_argument('--reps', type=int, default=10)
-  parser.add_argument('--impl', default='auto', choices=['auto', 'col2im', 'gemm', 'conv', 'lax'])
+  parser.add_argument('--impl', default='auto', choices=['auto', 'col2im', 'gemm', 'conv2x2', 'conv', 'lax'])
   parser.add_argument('--all-grads', action='store_true', help='also differentiate w.r.t. the input')
   args = parser.parse_args()
 

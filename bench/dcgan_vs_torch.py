@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--d-conv-impl', default='auto', help="DCGANDiscriminator.conv_impl")
   parser.add_argument('--reuse-fake', action=argparse.BooleanOptionalAction, default=True,
                       help="jaxgan's G update reuses the D step's fake batch (as the reference does)")
+  parser.add_argument('--xla-defaults', action=argparse.BooleanOptionalAction, default=True,
+                      help="add jaxgan's XLA:CPU flags (jaxgan.xla_flags, as launch.py does) before JAX starts")
   parser.add_argument('--width', type=int, default=64, help='ngf = ndf')
   parser.add_argument('--latent-dim', type=int, default=100)
   args = parser.parse_args(argv)
@@ -233,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
   configs = parse_configs(args.configs)
   set_threads(args.threads)
+  if args.xla_defaults:
+    from jaxgan.xla_flags import apply_cpu_defaults
+    apply_cpu_defaults()
   import jax
   import numpy as np
   import torch

@@ -25,6 +25,9 @@ if __name__ == "__main__" and "jax" not in sys.modules:
   _count = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--cpu_devices=")), "8")
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                              f" --xla_force_host_platform_device_count={_count}").strip()
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from jaxgan.xla_flags import apply_cpu_defaults  # noqa: E402
+  apply_cpu_defaults()  # as launch.py does
 
 import statistics  # noqa: E402
 import time  # noqa: E402

@@ -46,6 +46,8 @@ def _load() -> str:
 
 def main(argv):
   del argv
+  from jaxgan.xla_flags import apply_cpu_defaults
+  apply_cpu_defaults()  # as launch.py does; before the first JAX computation
   logging.set_verbosity(logging.WARNING)
   n, steps = FLAGS.n, FLAGS.steps
   root = FLAGS.workdir or tempfile.mkdtemp(prefix="sweep_speedup_")

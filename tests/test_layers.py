@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxgan.models.layers import (Conv4x4S2, ConvTranspose2x, SpatialProjection, conv_4x4_s2, conv_transpose_2x,
-                                  dcgan_normal)
+from jaxgan.models.layers import (Conv4x4S2, ConvTranspose2x, SpatialProjection, _auto_transpose_impl, conv_4x4_s2,
+                                  conv_transpose_2x, dcgan_normal)
 
 DN = ('NHWC', 'HWIO', 'NHWC')
-IMPLS = ['col2im', 'gemm', 'conv', 'auto']
-# (batch, H, W, in, out): square/non-square, odd sizes; 'auto' picks col2im for the first two (few pixels,
-# thin output) and gemm for the third (> 64 pixels, out >= 16).
+IMPLS = ['col2im', 'gemm', 'conv2x2', 'conv', 'auto']
+BACKWARDS = ['conv', 'autodiff']
+# (batch, H, W, in, out): square/non-square, odd sizes (at these sizes 'auto' is 'col2im'; the rule
+# itself is tested in test_auto_picks_col2im_while_its_tap_tensor_is_small).
 SHAPES = [(2, 4, 4, 8, 16), (3, 5, 7, 3, 1), (2, 9, 8, 4, 16)]
 
 
@@ -53,9 +54,10 @@ def test_matches_pytorch_definition(impl):
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize('backward', BACKWARDS)
 @pytest.mark.parametrize('shape', SHAPES)
 @pytest.mark.parametrize('impl', IMPLS)
-def test_forward_and_grads_match_lax(impl, shape):
+def test_forward_and_grads_match_lax(impl, shape, backward):
   x, kernel = _inputs(shape)
   b, h, w, _, co = shape
   # cotangent scaled so that all gradients are O(1): the 1e-5 tolerance is then ~50x float32 rounding
@@ -65,7 +67,7 @@ def test_forward_and_grads_match_lax(impl, shape):
     y, vjp = jax.vjp(f, x, kernel)
     return (y, *vjp(cot))
 
-  got = jax.jit(lambda: fwd_vjp(lambda x, k: conv_transpose_2x(x, k, impl=impl)))()
+  got = jax.jit(lambda: fwd_vjp(lambda x, k: conv_transpose_2x(x, k, impl=impl, backward=backward)))()
   want = jax.jit(lambda: fwd_vjp(lax_reference))()
   for name, g, r in zip(['y', 'dx', 'dkernel'], got, want):
     assert g.shape == r.shape and g.dtype == jnp.float32, name
@@ -153,16 +155,17 @@ def _vjp_all(f, x, kernel, cot):
   return (y, *vjp(cot))
 
 
+@pytest.mark.parametrize('backward', BACKWARDS)
 @pytest.mark.parametrize('shape', [(2, 8, 8, 3, 16), (3, 6, 10, 16, 8), (2, 4, 4, 40, 1)])
 @pytest.mark.parametrize('impl', ['gemm', 'lax', 'auto'])
-def test_conv_4x4_s2_forward_and_grads_match_lax(impl, shape):
+def test_conv_4x4_s2_forward_and_grads_match_lax(impl, shape, backward):
   """Conv4x4S2's formulations == lax.conv_general_dilated(stride 2, pad 1) in value and both gradients."""
   b, h, w, ci, co = shape
   kx, kk, kc = jax.random.split(jax.random.key(5), 3)
   x, kernel = jax.random.normal(kx, (b, h, w, ci)), 0.1 * jax.random.normal(kk, (4, 4, ci, co))
   cot = 0.1 * jax.random.normal(kc, (b, h // 2, w // 2, co))
   reference = lambda x, k: lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=DN)
-  got = jax.jit(lambda: _vjp_all(lambda x, k: conv_4x4_s2(x, k, impl=impl), x, kernel, cot))()
+  got = jax.jit(lambda: _vjp_all(lambda x, k: conv_4x4_s2(x, k, impl=impl, backward=backward), x, kernel, cot))()
   want = jax.jit(lambda: _vjp_all(reference, x, kernel, cot))()
   for name, g, r in zip(['y', 'dx', 'dkernel'], got, want):
     assert g.shape == r.shape and g.dtype == jnp.float32, name
@@ -179,6 +182,51 @@ def test_conv4x4s2_module_is_flax_conv_drop_in():
   np.testing.assert_array_equal(v_ours['params']['kernel'], v_flax['params']['kernel'])
   np.testing.assert_allclose(jax.jit(ours.apply)(v_ours, x), jax.jit(flax_conv.apply)(v_flax, x), atol=1e-5, rtol=0)
   assert Conv4x4S2(32, dtype=jnp.bfloat16).apply(v_ours, x).dtype == jnp.bfloat16
+
+
+def _grad_penalty_grad(layer, x, kernel):
+  """d/dkernel of |d sum(sin(layer(x, k)))/dx|^2: the reverse-over-reverse pattern of R1 and WGAN-GP."""
+  inner = lambda k: jnp.sum(jax.grad(lambda x: jnp.sum(jnp.sin(layer(x, k))))(x) ** 2)
+  return jax.grad(inner)(kernel)
+
+
+def test_custom_vjps_differentiate_twice_like_lax():
+  """The custom VJPs (backward='conv') are themselves differentiable: gradient penalties stay exact."""
+  x, kernel = _inputs((2, 5, 6, 8, 16))
+  got = jax.jit(lambda: _grad_penalty_grad(lambda x, k: conv_transpose_2x(x, k, impl='conv2x2'), x, kernel))()
+  want = jax.jit(lambda: _grad_penalty_grad(lax_reference, x, kernel))()
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+  x = jax.random.normal(jax.random.key(2), (2, 8, 6, 16))
+  kernel = 0.1 * jax.random.normal(jax.random.key(3), (4, 4, 16, 8))
+  reference = lambda x, k: lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=DN)
+  got = jax.jit(lambda: _grad_penalty_grad(lambda x, k: conv_4x4_s2(x, k, impl='lax'), x, kernel))()
+  want = jax.jit(lambda: _grad_penalty_grad(reference, x, kernel))()
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+
+
+def test_custom_vjps_keep_bfloat16_gradients():
+  x, kernel = _inputs((2, 4, 4, 16, 8))
+  xb, kb = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
+  for layer in (conv_transpose_2x, conv_4x4_s2):
+    grads = jax.jit(jax.grad(lambda x, k: jnp.sum(layer(x, k).astype(jnp.float32)), (0, 1)))(xb, kb)
+    assert [g.dtype for g in grads] == [jnp.bfloat16, jnp.bfloat16], layer.__name__
+
+
+def test_auto_picks_col2im_while_its_tap_tensor_is_small():
+  """'col2im' writes a [B, H, W, 16 * out] tap tensor: memory-bound once it outgrows the caches."""
+  assert _auto_transpose_impl((64, 4, 4, 512), 256) == 'col2im'  # 16 MiB
+  assert _auto_transpose_impl((64, 32, 32, 64), 3) == 'col2im'  # 12 MiB, thin output
+  assert _auto_transpose_impl((64, 16, 16, 128), 64) == 'conv2x2'  # 64 MiB
+  assert _auto_transpose_impl((256, 7, 7, 128), 64) == 'conv2x2'  # 49 MiB
+  assert _auto_transpose_impl((256, 7, 7, 128), 64, itemsize=2) == 'col2im'  # bfloat16: 24.5 MiB
+
+
+def test_rejects_bad_backward():
+  x, kernel = _inputs((1, 4, 4, 3, 2))
+  with pytest.raises(ValueError, match='unknown backward'):
+    conv_transpose_2x(x, kernel, backward='fft')
+  with pytest.raises(ValueError, match='unknown backward'):
+    conv_4x4_s2(jnp.zeros((1, 4, 4, 3)), jnp.zeros((4, 4, 3, 2)), backward='numeric')
 
 
 def test_conv_4x4_s2_rejects_odd_sizes_and_bad_impl():

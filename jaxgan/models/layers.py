@@ -23,42 +23,51 @@ also what ``padding='SAME'`` yields for k=4, s=2. ``flax.linen.ConvTranspose(fea
 with its default ``padding='SAME'`` therefore equals this layer with its kernel flipped.)
 
 Why not ``flax.linen.ConvTranspose``: its weight gradient is an input-dilated convolution that XLA:CPU
-runs ~10x slower than PyTorch. Instead we use the sub-pixel decomposition (Shi et al. 2016,
+runs ~10x slower than PyTorch. Instead the forward pass uses the sub-pixel decomposition (Shi et al. 2016,
 "Real-Time Single Image and Video Super-Resolution Using an Efficient Sub-Pixel CNN"): output pixel
 ``(2m + ry, 2n + rx)`` only sees inputs ``(m + dy, n + dx)`` with ``ky = ry + 1 - 2 dy``, i.e. each of the
-four output phases is a stride-1 2x2 correlation of the input. Formulations (numbers in
-``bench/conv_transpose.py``):
+four output phases is a stride-1 2x2 correlation of the input. Forward formulations (``impl``):
 
 * ``'col2im'``: ONE matmul of the input pixels against the kernel as ``(in, 4*4*out)`` (exactly the
-  transposed conv's FLOPs, no patch tensor), then overlap-add of the 16 taps: each 2x2 block of taps is
-  shifted by one input pixel and summed (four pads and adds that XLA fuses), then depth-to-space. This is
-  how PyTorch's CPU ConvTranspose2d works (gemm + col2im). Its ``[B, H, W, 16*out]`` intermediate makes it
-  memory-bound on large, thin layers, so it wins on small spatial sizes (the h=4 and h=8 layers of G,
-  where 'gemm' wastes 56% / 27% of its FLOPs on the ``(H+1)(W+1)`` border windows) and on thin outputs.
-* ``'gemm'``: pad the input by 1, take the 2x2 patches (im2col) and do ONE matmul against the 4x4
-  kernel rearranged (a pure permutation, no zeros) into ``(2*2*in, 2*2*out)``; phase ``(ry, rx)`` is read
-  at window offset ``(ry, rx)``. All gradients are plain GEMMs. Best for large, wide layers.
+  transposed conv's FLOPs), then overlap-add of the 16 taps: each 2x2 block of taps is shifted by one
+  input pixel and summed (four pads and adds that XLA fuses), then depth-to-space. This is how PyTorch's
+  CPU ConvTranspose2d works (gemm + col2im). Its ``[B, H, W, 16*out]`` tap tensor makes it memory-bound
+  once that tensor outgrows the caches.
+* ``'conv2x2'``: pad the input by 1 and run ONE stride-1 2x2 VALID convolution to ``2*2*out`` channels
+  with the 4x4 kernel rearranged (a pure permutation, no zeros) into ``(2, 2, in, 4*out)``; phase
+  ``(ry, rx)`` of output block ``(m, n)`` is read at window ``(m + ry, n + rx)``. ``(H+1)(W+1)/(HW)``
+  times the exact FLOPs, no patch tensor.
+* ``'gemm'``: the same product as 'conv2x2' with the 2x2 patches built explicitly (im2col) and one
+  matmul; the patch copy makes it slower than 'conv2x2' everywhere measured (kept for comparison).
 * ``'conv'``: ONE stride-1 3x3 'SAME' convolution to ``4*out`` channels whose 3x3 kernel is gathered from
-  the 4x4 kernel (20 of its 36 phase taps are structural zeros), then depth-to-space. No patch tensor
-  (slower than 'col2im' everywhere measured; kept for comparison).
-* ``'lax'``: plain ``lax.conv_transpose`` (the reference; slow weight gradient on XLA:CPU, not
-  benchmarked on accelerators).
-* ``'auto'`` (default): ``'col2im'`` if ``features < 16`` or ``H * W <= 64`` else ``'gemm'`` (measured on
-  XLA:CPU with fwd + both gradients, batch 64, against PyTorch 2.13 on the same 2 cores, in ms: 4->8
-  512->256 col2im 414 / gemm 690 / torch 628; 8->16 256->128 591 / 640 / 631; 16->32 128->64 984 / 807 /
-  823; 32->64 64->3 89 / 512 / 313; 7->14 128->64 72 / 104 / 221; 14->28 64->1 4 / 50 / 77).
+  the 4x4 kernel (20 of its 36 phase taps are structural zeros), then depth-to-space (kept for comparison).
+* ``'lax'``: plain ``lax.conv_transpose``, differentiated by JAX (the reference).
+* ``'auto'`` (default): ``'col2im'`` while its tap tensor is at most 32 MiB, else ``'conv2x2'``.
+
+Backward (``backward='conv'``, the default, a ``jax.custom_vjp``): the transposed conv is the adjoint of
+the strided convolution ``conv_4x4_s2(., K^T)``, so its input gradient IS that strided convolution of the
+cotangent and its kernel gradient is the strided convolution's weight gradient with input and cotangent
+swapped; both are ordinary convolutions that XLA:CPU runs well, where autodiff of the forward forms gives
+col2im's scatter or large patch transposes. ``backward='autodiff'`` differentiates the forward instead.
+The custom VJP is itself differentiable (gradient penalties such as R1 and WGAN-GP stay exact; tested)
+but has no forward-mode (``jax.jvp``) rule.
 
 ``Conv4x4S2`` is the discriminator's ``Conv2d(k=4, s=2, p=1, bias=False)`` (flax ``nn.Conv`` parameter
-layout, HWIO kernel), with the same choice of formulation: ``'gemm'`` = space-to-depth (a stride-2 4x4
-conv is a stride-1 2x2 conv of the 2x2 space-to-depth input) plus a 2x2 im2col and one matmul, so every
-gradient is a GEMM instead of XLA:CPU's slow input-dilated convolution; ``'lax'`` = ``conv_general_dilated``.
-``'auto'`` picks ``'gemm'`` for thin inputs (``in < 16``: D's first layer, 2x faster than lax and 3x faster
-than PyTorch at 64x64x3) and ``'lax'`` otherwise (on par with PyTorch; the im2col copy costs more than
-it saves).
+layout, HWIO kernel). ``'lax'`` = ``conv_general_dilated`` forward; with ``backward='conv'`` its input
+gradient is ``conv_transpose_2x`` of the cotangent with ``K^T`` (the fast sub-pixel forms above) instead
+of XLA's input-dilated convolution, and its kernel gradient is XLA's own. ``'gemm'`` = space-to-depth (a
+stride-2 4x4 conv is a stride-1 2x2 conv of the 2x2 space-to-depth input) plus a 2x2 im2col and one
+matmul, differentiated by JAX (all GEMMs). ``'auto'`` picks ``'gemm'`` for thin inputs (``in < 16``: D's
+first layer, where the patch tensor is small) and ``'lax'`` otherwise.
+
+Measurements behind these choices (per layer: forward, input gradient and kernel gradient timed
+separately against PyTorch on the same 2 cores) are in ``bench/RESULTS.md``; they assume the XLA:CPU flags
+of ``jaxgan.xla_flags`` (YNNPACK off for convolutions), which ``launch.py`` sets.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -74,12 +83,12 @@ Array = jax.Array
 Initializer = Callable[..., Array]
 Impl = Literal['auto', 'col2im', 'gemm', 'conv', 'lax']
 ConvImpl = Literal['auto', 'gemm', 'lax']
+Backward = Literal['conv', 'autodiff']
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 # 'auto' thresholds measured on XLA:CPU (see the module docstring and bench/conv_transpose.py): the
-# transposed conv uses 'col2im' below this many output channels or up to this many input pixels...
-_AUTO_COL2IM_FEATURES_BELOW = 16
-_AUTO_COL2IM_MAX_PIXELS = 64
+# transposed conv uses 'col2im' while its tap tensor is at most this many bytes (memory-bound beyond)...
+_AUTO_COL2IM_MAX_BYTES = 32 * 2**20
 # ...and the strided conv uses 'gemm' below this many input channels.
 _AUTO_CONV_GEMM_BELOW = 16
 
@@ -134,6 +143,18 @@ def _conv_transpose_gemm(x: Array, kernel: Array, precision: Any) -> Array:
   return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
 
 
+def _conv_transpose_conv2x2(x: Array, kernel: Array, precision: Any) -> Array:
+  b, h, w, _ = x.shape
+  co = kernel.shape[-1]
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  # The 'gemm' product without its patch tensor: a stride-1 2x2 VALID convolution of the padded input.
+  z = lax.conv_general_dilated(xp, _kernel_2x2_phases(kernel), (1, 1), 'VALID', dimension_numbers=_DN,
+                               precision=precision).reshape(b, h + 1, w + 1, 2, 2, co)
+  rows = [jnp.stack([z[:, ry:ry + h, rx:rx + w, ry, rx] for rx in range(2)], axis=3)
+          for ry in range(2)]  # each [B, H, W, rx, O]
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
+
+
 def _conv_transpose_conv(x: Array, kernel: Array, precision: Any) -> Array:
   b, h, w, _ = x.shape
   co = kernel.shape[-1]
@@ -166,19 +187,66 @@ def _conv_transpose_lax(x: Array, kernel: Array, precision: Any) -> Array:
                             dimension_numbers=_DN, precision=precision)
 
 
-_IMPLS = {'col2im': _conv_transpose_col2im, 'gemm': _conv_transpose_gemm, 'conv': _conv_transpose_conv, 'lax': _conv_transpose_lax}
+_IMPLS = {'col2im': _conv_transpose_col2im, 'gemm': _conv_transpose_gemm, 'conv2x2': _conv_transpose_conv2x2,
+          'conv': _conv_transpose_conv, 'lax': _conv_transpose_lax}
 
 
-def conv_transpose_2x(x: Array, kernel: Array, *, impl: Impl = 'auto', precision: Any = None) -> Array:
-  """PyTorch ``ConvTranspose2d(k=4, s=2, p=1, bias=False)`` on NHWC ``x`` with an HWIO (4, 4, I, O) kernel."""
+def _auto_transpose_impl(x_shape: tuple[int, ...], features: int, itemsize: int = 4) -> str:
+  """'col2im' while its [B, H, W, 16 * features] tap tensor stays cache-sized, else 'conv2x2'."""
+  b, h, w, _ = x_shape
+  return 'col2im' if b * h * w * 16 * features * itemsize <= _AUTO_COL2IM_MAX_BYTES else 'conv2x2'
+
+
+def _strided_conv_kernel_grad(x: Array, kernel_shape: tuple[int, ...], dtype: Any, g: Array,
+                              precision: Any) -> Array:
+  """d<conv_4x4_s2(x, K), g>/dK: XLA's own weight gradient of the strided conv (a window-dilated conv)."""
+  _, vjp = jax.vjp(lambda k: _conv_s2_lax(x, k, precision), jnp.zeros(kernel_shape, dtype))
+  return vjp(g)[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_transpose_conv_vjp(x: Array, kernel: Array, impl: str, precision: Any) -> Array:
+  return _IMPLS[impl](x, kernel, precision)
+
+
+def _conv_transpose_fwd(x, kernel, impl, precision):
+  return _IMPLS[impl](x, kernel, precision), (x, kernel)
+
+
+def _conv_transpose_bwd(impl, precision, residuals, g):
+  # The transposed conv is the adjoint of conv_4x4_s2(., K^T) (module docstring), so its input gradient
+  # is that strided convolution of g and its kernel gradient is the strided conv's weight gradient with
+  # the roles of input and cotangent swapped: no input-dilated convolution anywhere.
+  x, kernel = residuals
+  kt = kernel.swapaxes(2, 3)
+  dx = _conv_s2_lax(g, kt, precision)
+  dk = _strided_conv_kernel_grad(g, kt.shape, kt.dtype, x, precision).swapaxes(2, 3)
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_conv_transpose_conv_vjp.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
+
+
+def conv_transpose_2x(x: Array, kernel: Array, *, impl: Impl = 'auto', backward: Backward = 'conv',
+                      precision: Any = None) -> Array:
+  """PyTorch ``ConvTranspose2d(k=4, s=2, p=1, bias=False)`` on NHWC ``x`` with an HWIO (4, 4, I, O) kernel.
+
+  ``impl`` picks the forward formulation; ``backward='conv'`` differentiates through strided
+  convolutions (a custom VJP, reverse mode only), ``'autodiff'`` lets JAX differentiate the forward.
+  ``impl='lax'`` is always differentiated by JAX (the reference).
+  """
   chex.assert_rank(x, 4)
   chex.assert_shape(kernel, (4, 4, x.shape[-1], None))
   if impl == 'auto':
-    small = kernel.shape[-1] < _AUTO_COL2IM_FEATURES_BELOW or x.shape[1] * x.shape[2] <= _AUTO_COL2IM_MAX_PIXELS
-    impl = 'col2im' if small else 'gemm'
+    impl = _auto_transpose_impl(x.shape, kernel.shape[-1], jnp.dtype(x.dtype).itemsize)
   if impl not in _IMPLS:
     raise ValueError(f'unknown impl {impl!r}; expected one of auto, {", ".join(_IMPLS)}')
-  y = _IMPLS[impl](x, kernel, precision)
+  if backward not in ('conv', 'autodiff'):
+    raise ValueError(f"unknown backward {backward!r}; expected 'conv' or 'autodiff'")
+  if backward == 'conv' and impl != 'lax':
+    y = _conv_transpose_conv_vjp(x, kernel, impl, precision)
+  else:
+    y = _IMPLS[impl](x, kernel, precision)
   chex.assert_shape(y, (x.shape[0], 2 * x.shape[1], 2 * x.shape[2], kernel.shape[-1]))
   return y
 
@@ -196,6 +264,7 @@ class ConvTranspose2x(nn.Module):
   kernel_init: Initializer = dcgan_normal()
   bias_init: Initializer = nn.initializers.zeros_init()
   impl: Impl = 'auto'
+  backward: Backward = 'conv'
   dtype: Any = None
   param_dtype: Any = jnp.float32
   precision: Any = None
@@ -205,7 +274,7 @@ class ConvTranspose2x(nn.Module):
     kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features), self.param_dtype)
     bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
     x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv_transpose_2x(x, kernel, impl=self.impl, precision=self.precision)
+    y = conv_transpose_2x(x, kernel, impl=self.impl, backward=self.backward, precision=self.precision)
     if bias is not None:
       y = y + bias
     return y
@@ -232,8 +301,36 @@ def _conv_s2_lax(x: Array, kernel: Array, precision: Any) -> Array:
 _CONV_IMPLS = {'gemm': _conv_s2_gemm, 'lax': _conv_s2_lax}
 
 
-def conv_4x4_s2(x: Array, kernel: Array, *, impl: ConvImpl = 'auto', precision: Any = None) -> Array:
-  """PyTorch ``Conv2d(k=4, s=2, p=1, bias=False)`` on NHWC ``x`` (even H, W) with an HWIO (4, 4, I, O) kernel."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_s2_conv_vjp(x: Array, kernel: Array, precision: Any) -> Array:
+  return _conv_s2_lax(x, kernel, precision)
+
+
+def _conv_s2_fwd(x, kernel, precision):
+  return _conv_s2_lax(x, kernel, precision), (x, kernel)
+
+
+def _conv_s2_bwd(precision, residuals, g):
+  # Input gradient = the transposed conv of g with K^T (fast sub-pixel forms) instead of XLA's
+  # input-dilated convolution; kernel gradient = XLA's own (a window-dilated conv, fast on CPU).
+  x, kernel = residuals
+  kt = kernel.swapaxes(2, 3)
+  dx = conv_transpose_2x(g, kt, impl='auto', backward='conv', precision=precision)
+  dk = _strided_conv_kernel_grad(x, kernel.shape, kernel.dtype, g, precision)
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_conv_s2_conv_vjp.defvjp(_conv_s2_fwd, _conv_s2_bwd)
+
+
+def conv_4x4_s2(x: Array, kernel: Array, *, impl: ConvImpl = 'auto', backward: Backward = 'conv',
+                precision: Any = None) -> Array:
+  """PyTorch ``Conv2d(k=4, s=2, p=1, bias=False)`` on NHWC ``x`` (even H, W) with an HWIO (4, 4, I, O) kernel.
+
+  ``backward='conv'`` (with ``impl='lax'``) takes the input gradient through ``conv_transpose_2x`` (a
+  custom VJP, reverse mode only); ``'autodiff'`` lets JAX differentiate the forward. ``impl='gemm'`` is
+  always differentiated by JAX (its gradients are GEMMs already).
+  """
   chex.assert_rank(x, 4)
   chex.assert_shape(kernel, (4, 4, x.shape[-1], None))
   if x.shape[1] % 2 or x.shape[2] % 2:
@@ -242,7 +339,12 @@ def conv_4x4_s2(x: Array, kernel: Array, *, impl: ConvImpl = 'auto', precision: 
     impl = 'gemm' if x.shape[-1] < _AUTO_CONV_GEMM_BELOW else 'lax'
   if impl not in _CONV_IMPLS:
     raise ValueError(f'unknown impl {impl!r}; expected one of auto, {", ".join(_CONV_IMPLS)}')
-  y = _CONV_IMPLS[impl](x, kernel, precision)
+  if backward not in ('conv', 'autodiff'):
+    raise ValueError(f"unknown backward {backward!r}; expected 'conv' or 'autodiff'")
+  if impl == 'lax' and backward == 'conv':
+    y = _conv_s2_conv_vjp(x, kernel, precision)
+  else:
+    y = _CONV_IMPLS[impl](x, kernel, precision)
   chex.assert_shape(y, (x.shape[0], x.shape[1] // 2, x.shape[2] // 2, kernel.shape[-1]))
   return y
 
@@ -258,6 +360,7 @@ class Conv4x4S2(nn.Module):
   features: int
   kernel_init: Initializer = dcgan_normal()
   impl: ConvImpl = 'auto'
+  backward: Backward = 'conv'
   dtype: Any = None
   param_dtype: Any = jnp.float32
   precision: Any = None
@@ -266,7 +369,7 @@ class Conv4x4S2(nn.Module):
   def __call__(self, x: Array) -> Array:
     kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features), self.param_dtype)
     x, kernel = promote_dtype(x, kernel, dtype=self.dtype)
-    return conv_4x4_s2(x, kernel, impl=self.impl, precision=self.precision)
+    return conv_4x4_s2(x, kernel, impl=self.impl, backward=self.backward, precision=self.precision)
 
 
 class SpatialProjection(nn.Module):
