@@ -212,13 +212,15 @@ def test_custom_vjps_keep_bfloat16_gradients():
     assert [g.dtype for g in grads] == [jnp.bfloat16, jnp.bfloat16], layer.__name__
 
 
-def test_auto_picks_col2im_while_its_tap_tensor_is_small():
-  """'col2im' writes a [B, H, W, 16 * out] tap tensor: memory-bound once it outgrows the caches."""
-  assert _auto_transpose_impl((64, 4, 4, 512), 256) == 'col2im'  # 16 MiB
+def test_auto_picks_col2im_for_small_tap_tensors_and_deep_or_thin_layers():
+  """'col2im' writes a [B, H, W, 16 * out] tap tensor (memory-bound once it outgrows the caches) with a
+  GEMM over the input channels (slow on XLA:CPU when they are few, unless the output is thin)."""
+  assert _auto_transpose_impl((64, 4, 4, 512), 256) == 'col2im'  # 16 MiB, K = 512
   assert _auto_transpose_impl((64, 32, 32, 64), 3) == 'col2im'  # 12 MiB, thin output
+  assert _auto_transpose_impl((64, 7, 7, 128), 64) == 'conv2x2'  # 12 MiB but K = 128
   assert _auto_transpose_impl((64, 16, 16, 128), 64) == 'conv2x2'  # 64 MiB
-  assert _auto_transpose_impl((256, 7, 7, 128), 64) == 'conv2x2'  # 49 MiB
-  assert _auto_transpose_impl((256, 7, 7, 128), 64, itemsize=2) == 'col2im'  # bfloat16: 24.5 MiB
+  assert _auto_transpose_impl((256, 4, 4, 512), 256) == 'conv2x2'  # 64 MiB
+  assert _auto_transpose_impl((256, 4, 4, 512), 256, itemsize=2) == 'col2im'  # bfloat16: 32 MiB
 
 
 def test_rejects_bad_backward():

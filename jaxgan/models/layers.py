@@ -81,14 +81,18 @@ from jax import lax
 
 Array = jax.Array
 Initializer = Callable[..., Array]
-Impl = Literal['auto', 'col2im', 'gemm', 'conv', 'lax']
+Impl = Literal['auto', 'col2im', 'conv2x2', 'gemm', 'conv', 'lax']
 ConvImpl = Literal['auto', 'gemm', 'lax']
 Backward = Literal['conv', 'autodiff']
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
-# 'auto' thresholds measured on XLA:CPU (see the module docstring and bench/conv_transpose.py): the
+# 'auto' thresholds measured on XLA:CPU (module docstring, bench/conv_layers.py, bench/RESULTS.md): the
 # transposed conv uses 'col2im' while its tap tensor is at most this many bytes (memory-bound beyond)...
 _AUTO_COL2IM_MAX_BYTES = 32 * 2**20
+# ...and its GEMM contracts at least this many input channels (XLA:CPU's GEMM is slow at K = 128) or the
+# layer has fewer output channels than this (then 'conv2x2''s 4 * out channels are too few)...
+_AUTO_COL2IM_MIN_IN = 256
+_AUTO_COL2IM_THIN_OUT = 16
 # ...and the strided conv uses 'gemm' below this many input channels.
 _AUTO_CONV_GEMM_BELOW = 16
 
@@ -192,9 +196,11 @@ _IMPLS = {'col2im': _conv_transpose_col2im, 'gemm': _conv_transpose_gemm, 'conv2
 
 
 def _auto_transpose_impl(x_shape: tuple[int, ...], features: int, itemsize: int = 4) -> str:
-  """'col2im' while its [B, H, W, 16 * features] tap tensor stays cache-sized, else 'conv2x2'."""
-  b, h, w, _ = x_shape
-  return 'col2im' if b * h * w * 16 * features * itemsize <= _AUTO_COL2IM_MAX_BYTES else 'conv2x2'
+  """'col2im' while its [B, H, W, 16 * features] tap tensor stays cache-sized and its GEMM is deep
+  enough (or the output too thin for 'conv2x2''s 4 * features channels), else 'conv2x2'."""
+  b, h, w, ci = x_shape
+  small = b * h * w * 16 * features * itemsize <= _AUTO_COL2IM_MAX_BYTES
+  return 'col2im' if small and (ci >= _AUTO_COL2IM_MIN_IN or features < _AUTO_COL2IM_THIN_OUT) else 'conv2x2'
 
 
 def _strided_conv_kernel_grad(x: Array, kernel_shape: tuple[int, ...], dtype: Any, g: Array,
