@@ -12,6 +12,9 @@ from jaxgan import train as train_lib
 from jaxgan.config import Config
 from jaxgan.objectives import OBJECTIVES
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # experiments/
+from experiments.toy_table import EMA_DECAY, TTUR_LR_D, TTUR_LR_G  # noqa: E402  the table's settings
+
 pytestmark = pytest.mark.slow
 
 
@@ -46,7 +49,8 @@ def test_packing_keeps_the_grid_modes_that_the_unpacked_gan_drops(tmp_path):
   results = {}
   for pack in (1, 4):
     config = Config(objective="nonsaturating", arch="mlp", dataset="grid25", pack=pack, batch_size=100 * pack,
-                    steps=20_000, lr_g=4e-4, lr_d=2e-3, eval_every=20_000, log_every=5_000,
+                    steps=20_000, lr_g=TTUR_LR_G, lr_d=TTUR_LR_D, ema_decay=EMA_DECAY, eval_every=20_000,
+                    log_every=5_000,
                     ckpt_every=20_000, workdir=str(tmp_path / f"pack{pack}"))
     results[pack] = train_lib.train(config)
   print({k: {m: results[k][m] for m in ("modes", "hq_fraction", "reverse_kl")} for k in results})

@@ -42,6 +42,16 @@ def test_toy_table_sweep_has_one_vmapped_group_per_row():
       assert (config.lr_g, config.lr_d) == (toy_table.TTUR_LR_G, toy_table.TTUR_LR_D)
 
 
+@pytest.mark.parametrize("bad", [{"ema_decay": 1.0}, {"ema_decay": -0.1}, {"lr_d": -1.0}])
+def test_toy_table_rejects_bad_settings_before_training(bad):
+  """--ema_decay / --lr_* values reach Config validation when the sweep is expanded, not mid-run."""
+  definition = toy_table.sweep_definition(datasets=["ring8"], objectives=["minimax"], packs=[], steps=100,
+                                          batch=100, width=16, seeds=1, **bad)
+  name = next(iter(bad))
+  with pytest.raises(ValueError, match=name):
+    expand(definition, "/tmp/unused")
+
+
 def test_toy_table_aggregate_mean_and_standard_error():
   runs = [{"dataset": "grid25", "objective": "nonsaturating", "pack": 4, "modes": m, "hq_fraction": h,
            "reverse_kl": k, "status": s}
