@@ -15,7 +15,7 @@ DN = ('NHWC', 'HWIO', 'NHWC')
 IMPLS = ['col2im', 'gemm', 'conv2x2', 'conv', 'auto']
 BACKWARDS = ['conv', 'autodiff']
 # (batch, H, W, in, out): square/non-square, odd sizes (at these sizes 'auto' is 'col2im'; the rule
-# itself is tested in test_auto_picks_col2im_while_its_tap_tensor_is_small).
+# itself is tested in test_auto_picks_col2im_for_small_tap_tensors_and_deep_or_thin_layers).
 SHAPES = [(2, 4, 4, 8, 16), (3, 5, 7, 3, 1), (2, 9, 8, 4, 16)]
 
 

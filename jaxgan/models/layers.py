@@ -42,7 +42,8 @@ four output phases is a stride-1 2x2 correlation of the input. Forward formulati
 * ``'conv'``: ONE stride-1 3x3 'SAME' convolution to ``4*out`` channels whose 3x3 kernel is gathered from
   the 4x4 kernel (20 of its 36 phase taps are structural zeros), then depth-to-space (kept for comparison).
 * ``'lax'``: plain ``lax.conv_transpose``, differentiated by JAX (the reference).
-* ``'auto'`` (default): ``'col2im'`` while its tap tensor is at most 32 MiB, else ``'conv2x2'``.
+* ``'auto'`` (default): ``'col2im'`` while its tap tensor is at most 32 MiB and the layer has at least
+  256 input channels (XLA:CPU's GEMM is slow at fewer) or fewer than 16 output channels, else ``'conv2x2'``.
 
 Backward (``backward='conv'``, the default, a ``jax.custom_vjp``): the transposed conv is the adjoint of
 the strided convolution ``conv_4x4_s2(., K^T)``, so its input gradient IS that strided convolution of the
@@ -84,6 +85,7 @@ Initializer = Callable[..., Array]
 Impl = Literal['auto', 'col2im', 'conv2x2', 'gemm', 'conv', 'lax']
 ConvImpl = Literal['auto', 'gemm', 'lax']
 Backward = Literal['conv', 'autodiff']
+_BACKWARDS = ('conv', 'autodiff')
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 # 'auto' thresholds measured on XLA:CPU (module docstring, bench/conv_layers.py, bench/RESULTS.md): the
@@ -129,6 +131,18 @@ def _kernel_3x3_phases(kernel: Array) -> Array:
   return k.transpose(0, 1, 4, 2, 3, 5).reshape(3, 3, ci, 4 * co)
 
 
+def _read_phases(z: Array, h: int, w: int) -> Array:
+  """[B, H+1, W+1, (ry, rx, O)] window products -> [B, 2H, 2W, O] ('gemm' and 'conv2x2').
+
+  Phase (ry, rx) of output block (m, n) comes from window (m + ry, n + rx).
+  """
+  b, co = z.shape[0], z.shape[-1] // 4
+  z = z.reshape(b, h + 1, w + 1, 2, 2, co)
+  rows = [jnp.stack([z[:, ry:ry + h, rx:rx + w, ry, rx] for rx in range(2)], axis=3)
+          for ry in range(2)]  # each [B, H, W, rx, O]
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
+
+
 def _conv_transpose_gemm(x: Array, kernel: Array, precision: Any) -> Array:
   # Hand-written im2col because lax.conv_general_dilated_patches builds patches with a one-hot
   # grouped convolution (a full extra conv); four shifted slices are just copies.
@@ -140,23 +154,16 @@ def _conv_transpose_gemm(x: Array, kernel: Array, precision: Any) -> Array:
   )  # [B, H+1, W+1, (a, b, i)]
   z = jnp.dot(patches.reshape(-1, 4 * ci), _kernel_2x2_phases(kernel).reshape(4 * ci, 4 * co),
               precision=precision)
-  z = z.reshape(b, h + 1, w + 1, 2, 2, co)
-  # Phase (ry, rx) of output block (m, n) comes from window (m + ry, n + rx).
-  rows = [jnp.stack([z[:, ry:ry + h, rx:rx + w, ry, rx] for rx in range(2)], axis=3)
-          for ry in range(2)]  # each [B, H, W, rx, O]
-  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
+  return _read_phases(z.reshape(b, h + 1, w + 1, 4 * co), h, w)
 
 
 def _conv_transpose_conv2x2(x: Array, kernel: Array, precision: Any) -> Array:
-  b, h, w, _ = x.shape
-  co = kernel.shape[-1]
+  _, h, w, _ = x.shape
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   # The 'gemm' product without its patch tensor: a stride-1 2x2 VALID convolution of the padded input.
   z = lax.conv_general_dilated(xp, _kernel_2x2_phases(kernel), (1, 1), 'VALID', dimension_numbers=_DN,
-                               precision=precision).reshape(b, h + 1, w + 1, 2, 2, co)
-  rows = [jnp.stack([z[:, ry:ry + h, rx:rx + w, ry, rx] for rx in range(2)], axis=3)
-          for ry in range(2)]  # each [B, H, W, rx, O]
-  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, co)
+                               precision=precision)
+  return _read_phases(z, h, w)
 
 
 def _conv_transpose_conv(x: Array, kernel: Array, precision: Any) -> Array:
@@ -193,6 +200,11 @@ def _conv_transpose_lax(x: Array, kernel: Array, precision: Any) -> Array:
 
 _IMPLS = {'col2im': _conv_transpose_col2im, 'gemm': _conv_transpose_gemm, 'conv2x2': _conv_transpose_conv2x2,
           'conv': _conv_transpose_conv, 'lax': _conv_transpose_lax}
+
+
+def _check_backward(backward: str) -> None:
+  if backward not in _BACKWARDS:
+    raise ValueError(f"unknown backward {backward!r}; expected one of {', '.join(_BACKWARDS)}")
 
 
 def _auto_transpose_impl(x_shape: tuple[int, ...], features: int, itemsize: int = 4) -> str:
@@ -247,8 +259,7 @@ def conv_transpose_2x(x: Array, kernel: Array, *, impl: Impl = 'auto', backward:
     impl = _auto_transpose_impl(x.shape, kernel.shape[-1], jnp.dtype(x.dtype).itemsize)
   if impl not in _IMPLS:
     raise ValueError(f'unknown impl {impl!r}; expected one of auto, {", ".join(_IMPLS)}')
-  if backward not in ('conv', 'autodiff'):
-    raise ValueError(f"unknown backward {backward!r}; expected 'conv' or 'autodiff'")
+  _check_backward(backward)
   if backward == 'conv' and impl != 'lax':
     y = _conv_transpose_conv_vjp(x, kernel, impl, precision)
   else:
@@ -345,8 +356,7 @@ def conv_4x4_s2(x: Array, kernel: Array, *, impl: ConvImpl = 'auto', backward: B
     impl = 'gemm' if x.shape[-1] < _AUTO_CONV_GEMM_BELOW else 'lax'
   if impl not in _CONV_IMPLS:
     raise ValueError(f'unknown impl {impl!r}; expected one of auto, {", ".join(_CONV_IMPLS)}')
-  if backward not in ('conv', 'autodiff'):
-    raise ValueError(f"unknown backward {backward!r}; expected 'conv' or 'autodiff'")
+  _check_backward(backward)
   if impl == 'lax' and backward == 'conv':
     y = _conv_s2_conv_vjp(x, kernel, precision)
   else:
