@@ -162,7 +162,11 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   from jaxgan.xla_flags import apply_cpu_defaults
-  apply_cpu_defaults()  # before the first JAX computation (XLA reads XLA_FLAGS once); opt out: JAXGAN_XLA_CPU_DEFAULTS=0
+  try:
+    apply_cpu_defaults()  # before the first JAX computation (XLA reads XLA_FLAGS once); opt out: JAXGAN_XLA_CPU_DEFAULTS=0
+  except ValueError as e:  # a bad JAXGAN_XLA_CPU_DEFAULTS: its message only, as parse_flags does
+    sys.stderr.write(f"launch.py: {e}\n")
+    sys.exit(1)
   if FLAGS.coordinator_address or FLAGS.distributed:
     import jax  # before any other JAX call: initialize must run first
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,

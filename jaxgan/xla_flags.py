@@ -13,8 +13,8 @@ on a flag name it does not know, so :func:`apply_cpu_defaults`
 
 * adds the flags only on the jaxlib versions they were measured on (``TESTED_JAXLIB``),
 * leaves a flag alone if ``XLA_FLAGS`` already sets it (the user's choice wins),
-* does nothing when ``JAXGAN_XLA_CPU_DEFAULTS=0`` (opt out), or when the backends already exist (then it
-  is too late: it says so and returns nothing).
+* does nothing when ``JAXGAN_XLA_CPU_DEFAULTS=0`` (opt out; any value but 0 or 1 is a ValueError), or when
+  the backends already exist (then it is too late: it says so and returns nothing).
 
 ``launch.py`` and the benchmarks call it first thing; code that imports jaxgan's step functions calls it
 before its first JAX computation to get the same speed (nothing changes numerically beyond float
@@ -57,7 +57,10 @@ def apply_cpu_defaults(environ: MutableMapping[str, str] | None = None, *,
   for tests). Call it before the first JAX computation of the process.
   """
   environ = os.environ if environ is None else environ
-  if environ.get(OPT_OUT_ENV, '1') == '0':
+  switch = environ.get(OPT_OUT_ENV, '1')
+  if switch not in ('0', '1'):
+    raise ValueError(f'{OPT_OUT_ENV}={switch!r}: set it to 0 (leave XLA_FLAGS alone) or 1 (the default)')
+  if switch == '0':
     return []
   version = _jaxlib_version() if jaxlib_version is None else jaxlib_version
   if not version.startswith(TESTED_JAXLIB):

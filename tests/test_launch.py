@@ -1,5 +1,6 @@
 """Flags: bad values fail while parsing, with a message listing valid choices or naming the fix."""
 
+import os
 import subprocess
 import sys
 
@@ -55,3 +56,12 @@ def test_a_bad_combination_prints_only_its_message():
   assert proc.returncode == 1
   assert "invalid configuration: --batch_size=256 must be divisible by --pack=3" in proc.stderr
   assert "objective=" not in proc.stderr  # not absl's dump of every flag's value
+
+
+def test_an_unclear_xla_defaults_switch_prints_only_its_message():
+  env = {**os.environ, "JAXGAN_XLA_CPU_DEFAULTS": "off"}
+  proc = subprocess.run([sys.executable, "launch.py", "--steps=1"], capture_output=True, text=True, timeout=120,
+                        env=env)
+  assert proc.returncode == 1
+  assert "JAXGAN_XLA_CPU_DEFAULTS='off': set it to 0" in proc.stderr
+  assert "Traceback" not in proc.stderr

@@ -33,6 +33,15 @@ def test_opt_out_and_untested_jaxlib_leave_xla_flags_alone():
   assert apply_cpu_defaults(env, jaxlib_version='0.11.0') == [] and 'XLA_FLAGS' not in env
 
 
+def test_rejects_an_unclear_opt_out_value():
+  import pytest
+  for value in ('false', 'off', ''):
+    with pytest.raises(ValueError, match=f'{OPT_OUT_ENV}=.*set it to 0'):
+      apply_cpu_defaults({OPT_OUT_ENV: value}, jaxlib_version=TESTED)
+  env = {OPT_OUT_ENV: '1'}
+  assert apply_cpu_defaults(env, jaxlib_version=TESTED) == [FLAG]
+
+
 def test_flags_are_accepted_by_the_installed_xla():
   """XLA aborts on unknown flag names: a fresh process with the flags added must run a convolution."""
   code = ('from jaxgan.xla_flags import apply_cpu_defaults; import os; added = apply_cpu_defaults(); '
