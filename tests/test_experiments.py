@@ -137,3 +137,32 @@ def test_mnist_objectives_one_command(tmp_path, tiny_classifier):
   rows = json.loads((tmp_path / "mnist_objectives.json").read_text())
   assert [r["objective"] for r in rows] == ["hinge", "lsgan"]
   assert all(r["finished"] == 1 and np.isfinite(r["classifier_fid_mean"]) for r in rows)
+
+
+def test_stylegan_collapse_effective_classes():
+  from experiments import stylegan_collapse
+  assert stylegan_collapse.effective_classes(np.zeros(50, np.int64)) == pytest.approx(1.0)
+  assert stylegan_collapse.effective_classes(np.arange(100) % 10) == pytest.approx(10.0)
+  assert stylegan_collapse.effective_classes(np.array([0, 0, 1, 1])) == pytest.approx(2.0)
+
+
+@pytest.mark.slow
+def test_stylegan_collapse_probe_freezes_the_chosen_group():
+  from experiments import stylegan_collapse
+  from jaxgan.config import Config
+  from jaxgan.recipes import stylegan as recipe
+  overrides = {"width": 8, "latent_dim": 16, "batch_size": 8}
+  rows, state = stylegan_collapse.run(dataset="digits", manual_dir=None, classifier_dir=None, steps=2,
+                                      every=1, freeze="styles", d_width=16, torgb_init_scale=0.5,
+                                      overrides=overrides, print_fn=lambda line: None)
+  assert [r["step"] for r in rows] == [0, 1, 2]
+  assert all(np.isfinite(r["raw_div"]) and np.isfinite(r["ema_div"]) for r in rows)
+  config = Config(arch="stylegan", dataset="digits", **overrides).resolve()
+  init = recipe.create_state(config, recipe.make_source(config)).g_params
+  same = lambda a, b: bool(np.array_equal(np.asarray(a), np.asarray(b)))  # noqa: E731
+  assert same(state.g_params["mapping"]["fc0"]["kernel"], init["mapping"]["fc0"]["kernel"])
+  assert same(state.g_params["synthesis"]["conv0"]["conv"]["affine"]["kernel"],
+              init["synthesis"]["conv0"]["conv"]["affine"]["kernel"])
+  assert not same(state.g_params["synthesis"]["conv0"]["conv"]["kernel"],
+                  init["synthesis"]["conv0"]["conv"]["kernel"])
+  assert state.discriminator.width == 16
