@@ -36,16 +36,20 @@ FREEZE_GROUPS: dict[str, Callable[[tuple[str, ...]], bool]] = {
     "kernels": lambda path: path[0] == "synthesis" and path[-1] == "kernel" and "affine" not in path,
 }
 
-flags.DEFINE_string("dataset", "mnist", "Image dataset of the run (digits needs no files).")
-flags.DEFINE_string("manual_dir", None, "Raw MNIST IDX files.")
-flags.DEFINE_string("classifier_dir", None, "A saved jaxgan classifier (python -m jaxgan.metrics.classifier).")
-flags.DEFINE_integer("steps", 400, "Training steps.")
-flags.DEFINE_integer("every", 100, "Steps between probes.")
-flags.DEFINE_enum("freeze", "none", list(FREEZE_GROUPS), "G's parameter group kept at its init.")
-flags.DEFINE_integer("d_width", None, "D's width (default: the run's --width, as G).")
-flags.DEFINE_float("torgb_init_scale", 1.0, "Factor on the toRGB kernels at init.")
-flags.DEFINE_string("set", "{}", "JSON dict of run-config overrides, e.g. '{\"n_critic\": 2}'.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Defines the flags (only when run as a script: importing the module has no side effects)."""
+  flags.DEFINE_string("dataset", "mnist", "Image dataset of the run (digits needs no files).")
+  flags.DEFINE_string("manual_dir", None, "Raw MNIST IDX files.")
+  flags.DEFINE_string("classifier_dir", None, "A saved jaxgan classifier (python -m jaxgan.metrics.classifier).")
+  flags.DEFINE_integer("steps", 400, "Training steps.")
+  flags.DEFINE_integer("every", 100, "Steps between probes.")
+  flags.DEFINE_enum("freeze", "none", list(FREEZE_GROUPS), "G's parameter group kept at its init.")
+  flags.DEFINE_integer("d_width", None, "D's width (default: the run's --width, as G).")
+  flags.DEFINE_float("torgb_init_scale", 1.0, "Factor on the toRGB kernels at init.")
+  flags.DEFINE_string("set", "{}", "JSON dict of run-config overrides, e.g. '{\"n_critic\": 2}'.")
 
 
 def effective_classes(labels: Any, num_classes: int = 10) -> float:
@@ -124,4 +128,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
