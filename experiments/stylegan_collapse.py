@@ -20,6 +20,7 @@ widens D alone, ``--torgb_init_scale`` scales the toRGB kernels at init.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -60,6 +61,38 @@ def effective_classes(labels: Any, num_classes: int = 10) -> float:
   return float(np.exp(-np.sum(p * np.log(p))))
 
 
+def parse_overrides(text: str) -> dict[str, Any]:
+  """``--set``'s JSON object of run-config fields; a clear error names the fix for anything else."""
+  from jaxgan.config import Config, ConfigError
+  try:
+    overrides = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ConfigError(f"--set must be a JSON object, e.g. '{{\"n_critic\": 2}}' (got {text!r}: {e})") from None
+  if not isinstance(overrides, dict):
+    raise ConfigError(f"--set must be a JSON object of run-config fields, got {text!r}")
+  fixed = sorted(set(overrides) & {"arch", "dataset", "manual_dir"})
+  if fixed:
+    raise ConfigError(f"--set cannot change {fixed}: the probe trains --arch=stylegan; use --dataset and "
+                      f"--manual_dir")
+  Config.from_dict(overrides)  # unknown fields raise ConfigError listing the valid ones
+  return overrides
+
+
+def check_args(*, steps: int, every: int, freeze: str, d_width: int | None, torgb_init_scale: float) -> None:
+  """Raises ConfigError (naming the fix) for probe settings that cannot run."""
+  from jaxgan.config import ConfigError
+  if steps < 0:
+    raise ConfigError(f"--steps must be >= 0 (got {steps})")
+  if every < 1:
+    raise ConfigError(f"--every must be >= 1 (got {every})")
+  if freeze not in FREEZE_GROUPS:
+    raise ConfigError(f"--freeze={freeze!r} is unknown; valid: {', '.join(FREEZE_GROUPS)}")
+  if d_width is not None and d_width < 1:
+    raise ConfigError(f"--d_width must be >= 1, or unset to keep --width (got {d_width})")
+  if not torgb_init_scale > 0:
+    raise ConfigError(f"--torgb_init_scale must be > 0 (got {torgb_init_scale})")
+
+
 def run(*, dataset: str, manual_dir: str | None, classifier_dir: str | None, steps: int, every: int,
         freeze: str, d_width: int | None, torgb_init_scale: float, overrides: dict[str, Any],
         print_fn: Callable[[str], None] = print) -> tuple[list[dict[str, float]], Any]:
@@ -72,13 +105,12 @@ def run(*, dataset: str, manual_dir: str | None, classifier_dir: str | None, ste
   from jaxgan.config import Config
   from jaxgan.recipes import stylegan as recipe
 
+  check_args(steps=steps, every=every, freeze=freeze, d_width=d_width, torgb_init_scale=torgb_init_scale)
   config = Config(arch="stylegan", dataset=dataset, manual_dir=manual_dir, **overrides).resolve()
   source = recipe.make_source(config)
-  generator, discriminator = recipe.build_models(config, source.example_shape[-1])
-  if d_width:
-    discriminator = discriminator.clone(width=d_width)
   state = recipe.create_state(config, source)
   if d_width:  # re-initialise D and its optimizer at the new width
+    discriminator = state.discriminator.clone(width=d_width)
     d_params = discriminator.init(jax.random.PRNGKey(config.seed),
                                   jnp.zeros((1,) + source.example_shape))["params"]
     state = state.replace(discriminator=discriminator, d_params=d_params,
@@ -91,7 +123,7 @@ def run(*, dataset: str, manual_dir: str | None, classifier_dir: str | None, ste
                         g_opt_state=state.g_tx.init(g_params))
   frozen = {k: jnp.array(v) for k, v in flat.items() if FREEZE_GROUPS[freeze](k)}
 
-  @jax.jit
+  @functools.partial(jax.jit, donate_argnums=0)
   def step(state, batch, frozen):  # frozen params are an argument, not constants baked into the program
     state, metrics = recipe.train_step(state, batch, cfg=recipe.step_config(config))
     params = flax.traverse_util.flatten_dict(state.g_params)
@@ -122,9 +154,16 @@ def run(*, dataset: str, manual_dir: str | None, classifier_dir: str | None, ste
 
 def main(argv):
   del argv
-  run(dataset=FLAGS.dataset, manual_dir=FLAGS.manual_dir, classifier_dir=FLAGS.classifier_dir,
-      steps=FLAGS.steps, every=FLAGS.every, freeze=FLAGS.freeze, d_width=FLAGS.d_width,
-      torgb_init_scale=FLAGS.torgb_init_scale, overrides=json.loads(FLAGS.set))
+  from jaxgan.config import ConfigError
+  try:
+    overrides = parse_overrides(FLAGS.set)
+    # run() checks the probe settings, then resolves the run config (its ConfigErrors name the fix),
+    # before any training.
+    run(dataset=FLAGS.dataset, manual_dir=FLAGS.manual_dir, classifier_dir=FLAGS.classifier_dir,
+        steps=FLAGS.steps, every=FLAGS.every, freeze=FLAGS.freeze, d_width=FLAGS.d_width,
+        torgb_init_scale=FLAGS.torgb_init_scale, overrides=overrides)
+  except ConfigError as e:
+    raise app.UsageError(str(e)) from None
 
 
 if __name__ == "__main__":

@@ -146,6 +146,36 @@ def test_stylegan_collapse_effective_classes():
   assert stylegan_collapse.effective_classes(np.array([0, 0, 1, 1])) == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize("text, fix", [
+    ("n_critic=2", "JSON object"), ("[1]", "JSON object"), ('{"dataset": "mnist"}', "--dataset"),
+    ('{"n_critics": 2}', "valid")])
+def test_stylegan_collapse_rejects_bad_set(text, fix):
+  from experiments import stylegan_collapse
+  from jaxgan.config import ConfigError
+  with pytest.raises(ConfigError, match=fix):
+    stylegan_collapse.parse_overrides(text)
+  assert stylegan_collapse.parse_overrides('{"n_critic": 2}') == {"n_critic": 2}
+
+
+@pytest.mark.parametrize("bad, flag", [
+    ({"steps": -1}, "--steps"), ({"every": 0}, "--every"), ({"freeze": "mapping"}, "--freeze"),
+    ({"d_width": 0}, "--d_width"), ({"torgb_init_scale": 0.0}, "--torgb_init_scale")])
+def test_stylegan_collapse_rejects_bad_settings_before_training(bad, flag):
+  from experiments import stylegan_collapse
+  from jaxgan.config import ConfigError
+  args = dict(steps=10, every=5, freeze="none", d_width=None, torgb_init_scale=1.0)
+  stylegan_collapse.check_args(**args)
+  with pytest.raises(ConfigError, match=flag):
+    stylegan_collapse.check_args(**{**args, **bad})
+
+
+def test_stylegan_collapse_command_line_names_the_bad_flag():
+  result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "stylegan_collapse.py"),
+                           "--dataset=digits", "--every=0"], capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "--every must be >= 1" in result.stderr
+
+
 @pytest.mark.slow
 def test_stylegan_collapse_probe_freezes_the_chosen_group():
   from experiments import stylegan_collapse
