@@ -10,13 +10,18 @@ run time by ``lr_mul / sqrt(fan_in)``, so Adam's step is relative to each layer'
   ``1 / sqrt(sum_{k, i} (W[k, i, o] s_i)^2 + 1e-8)`` (the non-fused form of Eq. 3, equal to the
   per-example weight demodulation), so unit-variance inputs give unit-variance outputs.
 * ``SynthesisNetwork``: a learned constant at ``start`` px (``dcgan.resolution_plan``: 4 for 32/64, 7
-  for 28), a modulated conv, then per 2x level: FIR upsample (``upsample_2x``, [1, 3, 3, 1]) + modulated
-  conv, modulated conv; every conv adds per-pixel noise times a learned per-layer scale (init 0),
-  a bias and lReLU*sqrt(2); skip architecture: ``img = upsample_2x(img) + toRGB(x)`` at every level.
+  for 28), a modulated conv, then per 2x level: a modulated 3x3 conv fused with FIR 2x upsampling
+  (``up_conv``, [1, 3, 3, 1]), a modulated conv; every conv adds per-pixel noise times a learned
+  per-layer scale (init 0), a bias and lReLU*sqrt(2); skip architecture: ``img = upsample_2x(img) +
+  toRGB(x)`` at every level.
   ``num_ws = 2 n + 2`` styles (convs 0..2n, toRGB of level i uses style 2i + 1).
-* ``StyleDiscriminator``: fromRGB 1x1, residual blocks (conv, FIR downsample + conv; skip FIR downsample
-  + 1x1 conv; sum / sqrt 2) down to ``start`` px, minibatch standard deviation (groups of 4), conv,
-  dense, dense -> 1 logit.
+* ``StyleDiscriminator``: fromRGB 1x1, residual blocks (conv, then a 3x3 conv fused with FIR 2x
+  downsampling, ``down_conv``; skip: FIR downsample + 1x1 conv; sum / sqrt 2) down to ``start`` px,
+  minibatch standard deviation (groups of 4), conv, dense, dense -> 1 logit.
+
+The resampling convs reproduce stylegan2-ada-pytorch's ``conv2d_resample`` exactly, borders included
+(``tests/test_models_stylegan.py`` checks them against outputs of the reference op); with weights
+transferred from the reference ``Generator``/``Discriminator`` both networks agree with it to ~1e-5.
 
 Style mixing (``mix_styles``) and truncation (``truncate``) are pure functions of w's. Noise uses the
 ``'noise'`` RNG stream (``rngs={'noise': key}``), or is off with ``noise=False``.
@@ -48,16 +53,22 @@ def lrelu(x: Array) -> Array:
 # --- FIR resampling ([1, 3, 3, 1], zero padding, as upfirdn2d) -------------------------------------
 
 
-def _up_axis(x: Array, axis: int) -> Array:
+def _up_axis(x: Array, axis: int, border: int = 0) -> Array:
+  """Zero-insertion 2x upsampling along ``axis`` then the [1, 3, 3, 1] filter (gain 2 per axis).
+
+  ``border`` extra output samples on each side (at most 1) keep the filter's tails past the edge, so a
+  following 'VALID' conv sees the same values as the one fused op of the reference (``conv2d_resample``).
+  """
   n = x.shape[axis]
   pad = [(0, 0)] * x.ndim
-  pad[axis] = (1, 1)
-  xp = jnp.pad(x, pad)
-  take = lambda a: lax.slice_in_dim(xp, a, a + n, axis=axis)  # noqa: E731
+  pad[axis] = (2, 2)
+  xp = jnp.pad(x, pad)  # xp[j] = x[j - 2]
+  take = lambda a: lax.slice_in_dim(xp, a, a + n + 2, axis=axis)  # noqa: E731  i = -1 .. n
   prev, cur, nxt = take(0), take(1), take(2)
-  even, odd = 0.25 * prev + 0.75 * cur, 0.75 * cur + 0.25 * nxt
+  even, odd = 0.25 * prev + 0.75 * cur, 0.75 * cur + 0.25 * nxt  # outputs 2i and 2i + 1
   out = jnp.stack([even, odd], axis=axis + 1)
-  return out.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+  out = out.reshape(x.shape[:axis] + (2 * n + 4,) + x.shape[axis + 1:])  # outputs -2 .. 2n + 1
+  return lax.slice_in_dim(out, 2 - border, 2 + 2 * n + border, axis=axis)
 
 
 def _down_axis(x: Array, axis: int) -> Array:
@@ -71,16 +82,53 @@ def _down_axis(x: Array, axis: int) -> Array:
   return (take(0) + 3.0 * take(1) + 3.0 * take(2) + take(3)) / 8.0
 
 
-def upsample_2x(x: Array) -> Array:
-  """[B, H, W, C] -> [B, 2H, 2W, C]: zero-insertion then the [1, 3, 3, 1] filter (gain 4), zero borders."""
+def _blur_axis(x: Array, axis: int, pad: int) -> Array:
+  """The [1, 3, 3, 1] / 8 filter along ``axis`` after ``pad`` zeros on each side (no resampling)."""
+  n = x.shape[axis] + 2 * pad - 3
+  padding = [(0, 0)] * x.ndim
+  padding[axis] = (pad, pad)
+  xp = jnp.pad(x, padding)
+  take = lambda a: lax.slice_in_dim(xp, a, a + n, axis=axis)  # noqa: E731
+  return (take(0) + 3.0 * take(1) + 3.0 * take(2) + take(3)) / 8.0
+
+
+def upsample_2x(x: Array, border: int = 0) -> Array:
+  """[B, H, W, C] -> [B, 2H, 2W, C]: zero-insertion then the [1, 3, 3, 1] filter (gain 4), zero borders.
+
+  ``border=1`` also returns the filter's one-pixel tails: [B, 2H + 2, 2W + 2, C] (see ``up_conv``).
+  """
   chex.assert_rank(x, 4)
-  return _up_axis(_up_axis(x, 1), 2)
+  return _up_axis(_up_axis(x, 1, border), 2, border)
 
 
 def downsample_2x(x: Array) -> Array:
   """[B, H, W, C] -> [B, H/2, W/2, C]: the [1, 3, 3, 1] filter (sum 1) then every second pixel."""
   chex.assert_rank(x, 4)
   return _down_axis(_down_axis(x, 1), 2)
+
+
+def up_conv(x: Array, kernel: Array) -> Array:
+  """2x FIR upsampling fused with a stride-1 3x3 conv [B, H, W, I] -> [B, 2H, 2W, O], as the reference.
+
+  StyleGAN2's ``conv2d_resample(up=2)`` pads once, at the input: the output equals a transposed conv
+  followed by the filter, so the border pixels see the filter's tails. Upsampling to 2H + 2 (the tails
+  kept) and a 'VALID' conv gives exactly that, without an input-dilated (transposed) conv, the kind
+  whose weight gradient XLA:CPU computes slowly.
+  """
+  chex.assert_rank(x, 4)
+  chex.assert_shape(kernel, (3, 3, x.shape[-1], None))
+  return lax.conv_general_dilated(upsample_2x(x, border=1), kernel, (1, 1), "VALID", dimension_numbers=_DN)
+
+
+def down_conv(x: Array, kernel: Array) -> Array:
+  """3x3 conv with 2x FIR downsampling [B, H, W, I] -> [B, H/2, W/2, O], as the reference's
+  ``conv2d_resample(down=2)``: the [1, 3, 3, 1] filter over 2-pixel zero padding, then a stride-2 conv."""
+  chex.assert_rank(x, 4)
+  chex.assert_shape(kernel, (3, 3, x.shape[-1], None))
+  if x.shape[1] % 2 or x.shape[2] % 2:
+    raise ValueError(f"down_conv needs even sizes, got {x.shape}")
+  blurred = _blur_axis(_blur_axis(x, 1, 2), 2, 2)  # [B, H + 1, W + 1, I]
+  return lax.conv_general_dilated(blurred, kernel, (2, 2), "VALID", dimension_numbers=_DN)
 
 
 # --- equalized-learning-rate layers -----------------------------------------------------------------
@@ -106,29 +154,36 @@ class EqDense(nn.Module):
 
 
 class EqConv(nn.Module):
-  """Stride-1 'SAME' convolution with equalized learning rate."""
+  """Convolution with equalized learning rate: stride-1 'SAME', or with ``down`` a 3x3 conv fused with
+  2x FIR downsampling (``down_conv``)."""
 
   features: int
   kernel_size: int = 3
   use_bias: bool = True
+  down: bool = False
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     k, cin = self.kernel_size, x.shape[-1]
     w = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
-    y = lax.conv_general_dilated(x, w * (1.0 / math.sqrt(k * k * cin)), (1, 1), "SAME",
-                                 dimension_numbers=_DN)
+    w = w * (1.0 / math.sqrt(k * k * cin))
+    if self.down:
+      y = down_conv(x, w)
+    else:
+      y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DN)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
     return y
 
 
 class ModulatedConv(nn.Module):
-  """Modulated (and demodulated) stride-1 conv of ``x [B, H, W, I]`` with style from ``w [B, D]``."""
+  """Modulated (and demodulated) conv of ``x [B, H, W, I]`` with style from ``w [B, D]``; with ``up``
+  a 3x3 conv fused with 2x FIR upsampling (``up_conv``), else stride 1 'SAME'."""
 
   features: int
   kernel_size: int = 3
   demodulate: bool = True
+  up: bool = False
 
   @nn.compact
   def __call__(self, x: Array, w: Array) -> Array:
@@ -137,8 +192,11 @@ class ModulatedConv(nn.Module):
     styles = EqDense(cin, bias_init=1.0, name="affine")(w)  # [B, I]
     kernel = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
     kernel = kernel * (1.0 / math.sqrt(k * k * cin))
-    y = lax.conv_general_dilated(x * styles[:, None, None, :], kernel, (1, 1), "SAME",
-                                 dimension_numbers=_DN)
+    x = x * styles[:, None, None, :]
+    if self.up:
+      y = up_conv(x, kernel)
+    else:
+      y = lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN)
     if self.demodulate:
       # sum_{k, i} (W[k, i, o] s_i)^2 = (s^2) @ sum_k W[k, i, o]^2  -> [B, O]
       dcoefs = lax.rsqrt(jnp.square(styles) @ jnp.sum(jnp.square(kernel), axis=(0, 1)) + 1e-8)
@@ -147,16 +205,14 @@ class ModulatedConv(nn.Module):
 
 
 class StyleLayer(nn.Module):
-  """Modulated 3x3 conv (optionally after a FIR 2x upsample) + scaled noise + bias + lReLU*sqrt2."""
+  """Modulated 3x3 conv (optionally fused with a FIR 2x upsample) + scaled noise + bias + lReLU*sqrt2."""
 
   features: int
   up: bool = False
 
   @nn.compact
   def __call__(self, x: Array, w: Array, noise: bool) -> Array:
-    if self.up:
-      x = upsample_2x(x)
-    y = ModulatedConv(self.features, name="conv")(x, w)
+    y = ModulatedConv(self.features, up=self.up, name="conv")(x, w)
     strength = self.param("noise_strength", nn.initializers.zeros_init(), ())
     if noise:
       y = y + strength * jax.random.normal(self.make_rng("noise"), y.shape[:3] + (1,), y.dtype)
@@ -274,7 +330,7 @@ class StyleDiscriminator(nn.Module):
     h = lrelu(EqConv(self.width, 1, name="fromrgb")(x))
     for level in range(levels):
       y = lrelu(EqConv(self.width, name=f"block{level}_conv0")(h))
-      y = lrelu(EqConv(self.width, name=f"block{level}_conv1")(downsample_2x(y)))
+      y = lrelu(EqConv(self.width, down=True, name=f"block{level}_conv1")(y))
       skip = EqConv(self.width, 1, use_bias=False, name=f"block{level}_skip")(downsample_2x(h))
       h = (y + skip) / SQRT2
     chex.assert_shape(h, (x.shape[0], start, start, self.width))
