@@ -5,6 +5,7 @@ by ``tests/data/make_stylegan2_reference.py``)."""
 import functools
 import pathlib
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,15 +82,8 @@ def reference() -> dict[str, np.ndarray]:
 
 def _params(reference: dict[str, np.ndarray], prefix: str) -> dict:
   """The stored flat ``prefix/a/b`` arrays as a nested params dict."""
-  tree: dict = {}
-  for key, value in reference.items():
-    if key.startswith(prefix + "/"):
-      *path, leaf = key.split("/")[1:]
-      node = tree
-      for part in path:
-        node = node.setdefault(part, {})
-      node[leaf] = jnp.asarray(value)
-  return tree
+  flat = {k[len(prefix) + 1:]: jnp.asarray(v) for k, v in reference.items() if k.startswith(prefix + "/")}
+  return flax.traverse_util.unflatten_dict(flat, sep="/")
 
 
 def test_resampling_convs_match_the_reference_conv2d_resample_borders_included(reference):

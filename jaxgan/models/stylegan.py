@@ -71,25 +71,22 @@ def _up_axis(x: Array, axis: int, border: int = 0) -> Array:
   return lax.slice_in_dim(out, 2 - border, 2 + 2 * n + border, axis=axis)
 
 
-def _down_axis(x: Array, axis: int) -> Array:
-  n = x.shape[axis]
-  if n % 2:
-    raise ValueError(f"downsample_2x needs even sizes, got {x.shape}")
-  pad = [(0, 0)] * x.ndim
-  pad[axis] = (1, 1)
-  xp = jnp.pad(x, pad)
-  take = lambda a: lax.slice_in_dim(xp, a, a + n - 1, stride=2, axis=axis)  # noqa: E731
-  return (take(0) + 3.0 * take(1) + 3.0 * take(2) + take(3)) / 8.0
-
-
-def _blur_axis(x: Array, axis: int, pad: int) -> Array:
-  """The [1, 3, 3, 1] / 8 filter along ``axis`` after ``pad`` zeros on each side (no resampling)."""
-  n = x.shape[axis] + 2 * pad - 3
+def _fir_axis(x: Array, axis: int, pad: int, stride: int = 1) -> Array:
+  """The [1, 3, 3, 1] / 8 filter along ``axis`` after ``pad`` zeros on each side, keeping every
+  ``stride``-th output."""
+  count = (x.shape[axis] + 2 * pad - 4) // stride + 1
   padding = [(0, 0)] * x.ndim
   padding[axis] = (pad, pad)
   xp = jnp.pad(x, padding)
-  take = lambda a: lax.slice_in_dim(xp, a, a + n, axis=axis)  # noqa: E731
+  span = (count - 1) * stride + 1
+  take = lambda a: lax.slice_in_dim(xp, a, a + span, stride=stride, axis=axis)  # noqa: E731
   return (take(0) + 3.0 * take(1) + 3.0 * take(2) + take(3)) / 8.0
+
+
+def _down_axis(x: Array, axis: int) -> Array:
+  if x.shape[axis] % 2:
+    raise ValueError(f"downsample_2x needs even sizes, got {x.shape}")
+  return _fir_axis(x, axis, pad=1, stride=2)
 
 
 def upsample_2x(x: Array, border: int = 0) -> Array:
@@ -127,7 +124,7 @@ def down_conv(x: Array, kernel: Array) -> Array:
   chex.assert_shape(kernel, (3, 3, x.shape[-1], None))
   if x.shape[1] % 2 or x.shape[2] % 2:
     raise ValueError(f"down_conv needs even sizes, got {x.shape}")
-  blurred = _blur_axis(_blur_axis(x, 1, 2), 2, 2)  # [B, H + 1, W + 1, I]
+  blurred = _fir_axis(_fir_axis(x, 1, pad=2), 2, pad=2)  # [B, H + 1, W + 1, I]
   return lax.conv_general_dilated(blurred, kernel, (2, 2), "VALID", dimension_numbers=_DN)
 
 

@@ -108,15 +108,9 @@ def main() -> None:
                              "bias": d["b4.fc.bias"]}
   d_params["out"] = dense(d, "b4.out")
 
-  def flatten(prefix, tree):
-    for k, v in tree.items():
-      if isinstance(v, dict):
-        yield from flatten(f"{prefix}/{k}", v)
-      else:
-        yield f"{prefix}/{k}", np.asarray(v, np.float32)
-
-  out.update(flatten("g_params", g_params))
-  out.update(flatten("d_params", d_params))
+  from flax.traverse_util import flatten_dict
+  out.update({f"g_params/{k}": np.asarray(v, np.float32) for k, v in flatten_dict(g_params, sep="/").items()})
+  out.update({f"d_params/{k}": np.asarray(v, np.float32) for k, v in flatten_dict(d_params, sep="/").items()})
   z = rs.randn(8, W_DIM).astype(np.float32)
   images = rs.randn(8, CHANNELS, RESOLUTION, RESOLUTION).astype(np.float32)
   with torch.no_grad():
