@@ -78,6 +78,9 @@ flags.DEFINE_enum("precision", _D.precision, ["float32", "bfloat16"], "Layer com
                   "(params and optimizer states stay float32). bfloat16: dcgan.")
 flags.DEFINE_integer("num_devices", None, "Local devices to shard each batch over with pmap "
                      "(default: all). The global --batch_size must be divisible by it.")
+flags.DEFINE_integer("steps_per_call", None, "Training steps per jitted dispatch (a lax.scan); must divide "
+                     "--log_every, --eval_every and --ckpt_every. Default: 1 on the CPU (faster there), on "
+                     "accelerators the largest divisor of those intervals up to 200.")
 flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0; with "
                     "--num_processes and --process_id, calls jax.distributed.initialize. Not needed "
                     "where JAX detects the cluster itself (e.g. SLURM, Cloud TPU): see --distributed.")
@@ -90,6 +93,8 @@ flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_
 flags.DEFINE_string("manual_dir", None, "Raw dataset files to prepare a TFDS dataset offline "
                     "(e.g. the four MNIST .gz files).")
 flags.DEFINE_bool("download", _D.download, "Let TFDS download and prepare the dataset (needs internet).")
+flags.DEFINE_bool("data_on_device", None, "Hold the whole image dataset on the device and gather batches "
+                  "inside the step. Default: when it fits in 2 GiB; false streams batches from the host.")
 # Outputs.
 flags.DEFINE_string("workdir", _D.workdir, "Where config.json, metrics.jsonl, eval.json, samples/, tb/ "
                     "and checkpoints/ go. An existing run there is resumed.")

@@ -5,6 +5,10 @@ against an abstract target built from the same config) and ``meta`` (JSON: the d
 and anything else the loop needs to continue exactly). Orbax writes into a temporary directory and
 renames it when complete, so a run killed mid-save leaves no half-written step visible; a step that is
 visible but unreadable (corrupted on disk) is skipped with a warning and the previous one is used.
+``save(..., blocking=False)`` (the training loop's) returns once orbax holds the arrays and writes the
+files on a background thread while training goes on; the next ``save``, ``restore_latest`` and ``close``
+wait for it. Pass
+arrays the caller will not donate or modify (``jaxgan.train`` passes a device copy of the state).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class Checkpointer:
   def __init__(self, directory: str, *, max_to_keep: int = 3, primary_host: bool = True):
     self._directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True)
     del primary_host  # orbax coordinates multi-host saves itself (only process 0 writes metadata).
     self._manager = ocp.CheckpointManager(self._directory, options=options, item_names=("state", "meta"))
 
@@ -38,12 +42,21 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
 
-  def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
-    """Writes a checkpoint for ``step`` (a no-op if that step is already saved)."""
+  def save(self, step: int, state: Any, meta: dict[str, Any], *, blocking: bool = True) -> None:
+    """Writes a checkpoint for ``step`` (a no-op if that step is already saved).
+
+    ``blocking=False`` returns while orbax writes the files in the background (see the module docstring).
+    """
+    self._manager.wait_until_finished()  # one save in flight at a time
     if step in self._manager.all_steps():
       return
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    if blocking:
+      self._manager.wait_until_finished()
+
+  def wait(self) -> None:
+    """Blocks until the save in flight (if any) is on disk."""
     self._manager.wait_until_finished()
 
   def restore_latest(self, abstract_state: Any) -> tuple[int, Any, dict[str, Any]] | None:
@@ -52,6 +65,7 @@ class Checkpointer:
     Unreadable checkpoints are skipped with a warning naming them; if every one is unreadable a
     CheckpointError says so (and how to start over), rather than silently training from scratch.
     """
+    self._manager.wait_until_finished()
     steps = self.all_steps()
     if not steps:
       return None
@@ -77,4 +91,5 @@ class Checkpointer:
         ". Restore the files, or start over with --overwrite (deletes this run's checkpoints).")
 
   def close(self) -> None:
+    self._manager.wait_until_finished()
     self._manager.close()

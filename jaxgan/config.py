@@ -24,8 +24,9 @@ IMAGE_ARCHS = ("dcgan", "resnet")
 # Resolutions each architecture supports (checked at parse time).
 ARCH_RESOLUTIONS = {"mlp": (None,), "dcgan": (28, 32, 64), "resnet": (28, 32, 64)}
 PRECISIONS = ("float32", "bfloat16")
-# Architectures whose layers take a computation dtype (--precision=bfloat16).
-BF16_ARCHS = ("dcgan",)
+# Architectures whose layers take a computation dtype (--precision=bfloat16): every convolutional one
+# (params, optimizer states, normalisation statistics and losses stay float32); not the toy MLP.
+BF16_ARCHS = ("dcgan", "resnet", "infogan", "stylegan", "pix2pix", "cyclegan")
 # Fields only some architectures read: None unless the architecture's recipe has a default for them, and
 # setting one for an architecture that ignores it is an error (rather than silently doing nothing).
 ARCH_SPECIFIC_FIELDS = ("l1_weight", "adv_weight", "cycle_weight", "identity_weight", "pool_size", "lr_decay_start",
@@ -99,10 +100,12 @@ class Config:
   # Compute.
   precision: str = "float32"  # computation dtype of the layers; params and optimizer stay float32
   num_devices: int | None = None  # local devices to shard the batch over with pmap (None = all)
+  steps_per_call: int | None = None  # training steps per jitted dispatch (lax.scan); None = automatic
   # Data.
   data_dir: str | None = None
   manual_dir: str | None = None
   download: bool = False
+  data_on_device: bool | None = None  # hold the dataset on the device; None = when it fits (2 GiB)
   # Outputs.
   workdir: str = "runs/default"
   log_every: int | None = None
@@ -202,6 +205,18 @@ class Config:
     config.validate()
     return config
 
+  def with_backend(self, platform: str) -> "Config":
+    """This resolved config with ``steps_per_call`` set for ``platform`` (``jax.default_backend()``).
+
+    Separate from ``resolve`` because flags are validated before JAX starts (XLA flags and
+    ``jax.distributed`` must come first); the loop calls it and records the value in config.json.
+    """
+    if self.steps_per_call is not None:
+      return self
+    from jaxgan.multistep import auto_steps_per_call  # pylint: disable=import-outside-toplevel
+    return dataclasses.replace(self, steps_per_call=auto_steps_per_call(
+        self.arch, platform, self.log_every, self.eval_every, self.ckpt_every))
+
   def validate(self) -> None:
     """Raises ConfigError for any bad value or combination of a resolved config."""
     def need(cond: bool, message: str) -> None:
@@ -256,6 +271,16 @@ class Config:
     for name in ("log_every", "eval_every", "ckpt_every", "num_eval_samples"):
       need(getattr(self, name) >= 1, f"--{name} must be >= 1 (got {getattr(self, name)})")
     need(self.manual_dir is None or not self.is_toy, "--manual_dir only applies to image datasets")
+    # None = automatic: resolved by the training loop, which knows the backend (see with_backend).
+    need(self.steps_per_call is None or self.steps_per_call >= 1,
+         f"--steps_per_call must be >= 1 (got {self.steps_per_call}); leave it unset for the automatic value")
+    for name in ("log_every", "eval_every", "ckpt_every"):
+      need(self.steps_per_call is None or getattr(self, name) % self.steps_per_call == 0,
+           f"--steps_per_call={self.steps_per_call} must divide --{name}={getattr(self, name)} (logging, "
+           f"samples and checkpoints happen between calls); choose a divisor of it, set --{name} to a "
+           f"multiple of {self.steps_per_call}, or leave --steps_per_call unset")
+    need(self.data_on_device is not True or not self.is_toy,
+         "--data_on_device applies to image datasets (toy data is always sampled on the device)")
     if self.arch not in GAN_ARCHS:
       self.recipe.validate(self)
 
@@ -263,7 +288,8 @@ class Config:
 # Fields that may differ when resuming a run from its workdir (everything else must match).
 RESUMABLE_DIFFERENCES = frozenset(
     {"steps", "workdir", "log_every", "eval_every", "ckpt_every", "overwrite", "data_dir", "manual_dir",
-     "download", "num_eval_samples", "num_devices", "classifier_dir", "inception_weights"})
+     "download", "num_eval_samples", "num_devices", "classifier_dir", "inception_weights",
+     "steps_per_call"})
 
 
 def config_differences(saved: dict[str, Any], current: Config) -> dict[str, tuple[Any, Any]]:

@@ -82,16 +82,17 @@ from absl import logging
 from jax import lax
 from PIL import Image
 
-from jaxgan import evaluate, plots
+from jaxgan import evaluate, multistep, plots
 from jaxgan import train as train_lib
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError, config_differences
 from jaxgan.data.batches import toy_batches
+from jaxgan.data.device import data_key
 from jaxgan.data.toy import TOY_DATASETS, ToyMixture
-from jaxgan.metrics.toy import toy_metrics
+from jaxgan.metrics.toy import toy_metrics_jax
 from jaxgan.state import GANState
 from jaxgan.steps import StepConfig, train_step
-from jaxgan.writers import RunWriter
+from jaxgan.writers import BackgroundWork, RunWriter
 
 SWEEP_KEYS = ("base", "grid", "list", "seeds")
 # Config fields members of one compiled group may differ in: arrays in the state, or host-side only.
@@ -233,7 +234,8 @@ def group_runs(runs: Sequence[Run]) -> list[list[Run]]:
   """Runs grouped by ``group_key``, groups and members in sweep order. Image runs stay alone."""
   groups: dict[Any, list[Run]] = {}
   for i, run in enumerate(runs):
-    key = group_key(run.config) if run.config.is_toy else ("sequential", i)
+    grouped = run.config.is_toy or _vmappable_image_run(run.config)
+    key = group_key(run.config) if grouped else ("sequential", i)
     groups.setdefault(key, []).append(run)
   return list(groups.values())
 
@@ -298,16 +300,25 @@ def make_group_train(config: StepConfig, dataset: ToyMixture, batch_size: int, l
 
   Each member draws its real data from its own key and step exactly as ``ToyBatches`` does.
   """
-  def one_step(state: GANState, _):
-    batch = toy_batches(state.key, state.step, dataset=dataset, n_critic=config.n_critic,
-                         batch_size=batch_size)
-    return train_step(state, batch, config=config)
+  batch_fn = lambda data, step, axis_name: toy_batches(  # noqa: E731
+      data["key"], step, dataset=dataset, n_critic=config.n_critic, batch_size=batch_size)
+  train = make_group_steps(config, batch_fn, length, shared=())
+  return lambda states: train(states, {"key": jnp.copy(states.key)})  # a copy: `states` is donated
 
-  def member_chunk(state: GANState):
-    state, metrics = lax.scan(one_step, state, None, length=length)
-    return state, jax.tree.map(lambda m: m[-1], metrics)
 
-  return jax.jit(jax.vmap(member_chunk), donate_argnums=0)
+def make_group_steps(config: StepConfig, batch_fn: Any, length: int, shared: Sequence[str]):
+  """``jit(vmap((states, data) -> (states after `length` steps, last metrics)))``, states donated.
+
+  ``data`` is a device source's ``device_data`` with one ``"key"`` per member (each member's data
+  stream, keyed by its own seed) and the arrays named in ``shared`` (the dataset) held once for all.
+  """
+  run = multistep.device_data_steps(functools.partial(train_step, config=config), batch_fn, length)
+
+  def group(states: GANState, data: dict[str, Any]):
+    axes = {k: (None if k in shared else 0) for k in data}
+    return jax.vmap(run, in_axes=(0, axes))(states, data)
+
+  return jax.jit(group, donate_argnums=0)
 
 
 @functools.partial(jax.jit, static_argnames=("num_samples", "latent_dim"))
@@ -318,6 +329,14 @@ def _eval_samples(states: GANState, use_ema: jax.Array, *, num_samples: int, lat
     params = jax.tree.map(lambda e, r: jnp.where(ema, e, r), state.g_ema_params, state.g_params)
     return state.g_apply({"params": params, "batch_stats": state.g_batch_stats}, z, None, train=False)
   return jax.vmap(one)(states, use_ema)
+
+
+@functools.partial(jax.jit, static_argnames=("num_samples", "latent_dim", "std"))
+def _eval_toy(states: GANState, use_ema: jax.Array, means: jax.Array, *, num_samples: int, latent_dim: int,
+              std: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Every member's evaluation samples and PacGAN metrics, computed on the device in one call."""
+  samples = _eval_samples(states, use_ema, num_samples=num_samples, latent_dim=latent_dim)
+  return samples, jax.vmap(lambda x: toy_metrics_jax(x, means, std))(samples)
 
 
 def _finished_result(config: Config) -> dict[str, Any] | None:
@@ -371,26 +390,38 @@ def train_toy_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
   writers = [RunWriter(c.workdir) for c in configs]
   real = np.asarray(toy.sample(jax.random.PRNGKey(0), 1000))
   length = math.gcd(c0.log_every, c0.eval_every, c0.steps)
-  train_chunk = make_group_train(sconfig, toy, c0.batch_size, length)
+  batch_fn = sources[0].batch_fn  # the same for every member but for the key in the data
+  data = {"key": jnp.stack([s.device_data["key"] for s in sources])}
+  train_chunk = make_group_steps(sconfig, batch_fn, length, shared=())
   start = time.perf_counter()
-  train_chunk = train_chunk.lower(states).compile()
+  train_chunk = train_chunk.lower(states, data).compile()
   logging.info("Sweep group of %d runs (%s/%s on %s, %d steps, %d per dispatch) compiled in %.1fs",
                n, c0.objective, c0.arch, c0.dataset, c0.steps, length, time.perf_counter() - start)
   diverged: dict[int, int] = {}
 
+  background = BackgroundWork()
+  means = jnp.asarray(toy.means)
+
+  def write_member(i: int, step: int, samples: np.ndarray, metrics: dict[str, Any]) -> None:
+    config, writer = configs[i], writers[i]
+    path = os.path.join(config.workdir, "samples", f"step_{step:07d}.png")
+    plots.scatter_png(path, samples, real, means=toy.means,
+                      title=f"step {step}: {metrics['modes']} modes, hq {metrics['hq_fraction']:.2f}")
+    shutil.copyfile(path, os.path.join(config.workdir, "samples", "latest.png"))
+    writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
+    with Image.open(path) as png:
+      writer.image(step, "samples", np.asarray(png.convert("RGB")))
+
   def save_samples(step: int) -> list[dict[str, Any]]:
-    samples = np.asarray(_eval_samples(states, jnp.asarray(use_ema), num_samples=c0.num_eval_samples,
-                                       latent_dim=c0.latent_dim))
+    """Every member's samples and metrics in one vmapped call; the plots are drawn in the background."""
+    samples, values = _eval_toy(states, jnp.asarray(use_ema), means, num_samples=c0.num_eval_samples,
+                                latent_dim=c0.latent_dim, std=toy.std)
+    samples, values = np.asarray(samples), jax.device_get(values)
     results = []
-    for i, (config, writer) in enumerate(zip(configs, writers)):
-      metrics = toy_metrics(samples[i], toy)
-      path = os.path.join(config.workdir, "samples", f"step_{step:07d}.png")
-      plots.scatter_png(path, samples[i], real, means=toy.means,
-                        title=f"step {step}: {metrics['modes']} modes, hq {metrics['hq_fraction']:.2f}")
-      shutil.copyfile(path, os.path.join(config.workdir, "samples", "latest.png"))
-      writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
-      with Image.open(path) as png:
-        writer.image(step, "samples", np.asarray(png.convert("RGB")))
+    for i in range(n):
+      metrics = {"modes": int(values["modes"][i]), "hq_fraction": float(values["hq_fraction"][i]),
+                 "reverse_kl": float(values["reverse_kl"][i])}
+      background.submit(write_member, i, step, samples[i], metrics)
       results.append(metrics)
     return results
 
@@ -398,49 +429,184 @@ def train_toy_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
   last_time = time.perf_counter()
   last_step = 0
   while step < c0.steps:
-    states, metrics = train_chunk(states)
+    states, metrics = train_chunk(states, data)
     step += length
     if step % c0.log_every == 0 or step == c0.steps:
-      values = jax.device_get(metrics)
       now = time.perf_counter()
       rate = (step - last_step) / max(now - last_time, 1e-9)
       last_time, last_step = now, step
-      for i, writer in enumerate(writers):
-        row = {k: float(v[i]) for k, v in values.items()
-               if k not in _PENALTY_METRICS or getattr(own[i], _PENALTY_METRICS[k])}
-        row["steps_per_sec"] = rate
-        writer.scalars(step, row)
-        bad = sorted(k for k, v in row.items() if not np.isfinite(v))
-        if bad and i not in diverged:
-          diverged[i] = step
-          logging.warning("Sweep run %s: non-finite %s at step %d; it keeps running with its group but "
-                          "is marked diverged.", runs[i].name, ", ".join(bad), step)
-      logging.info("sweep group step %d/%d | %d runs | %.1f steps/s per run (%.0f model-steps/s)%s",
-                   step, c0.steps, n, rate, n * rate, f" | {len(diverged)} diverged" if diverged else "")
+      _write_member_rows(runs, writers, own, jax.device_get(metrics), rate, step, diverged)
     if step % c0.eval_every == 0 and step < c0.steps:
       save_samples(step)
 
   # --- end of run: final samples, checkpoint, eval.json (as train.train) ----------------------------
   final_metrics = save_samples(step)
+  background.wait()
   results = []
   for i, (config, writer) in enumerate(zip(configs, writers)):
     state_i = member(states, i)
     result: dict[str, Any] = {"step": step, "num_samples": config.num_eval_samples,
                               "g_params_sha256": evaluate.params_sha256(state_i.g_params),
                               "eval_params": "ema" if use_ema[i] else "raw", **final_metrics[i]}
-    if i in diverged:
-      result["diverged_at_step"] = diverged[i]
-    finite = all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get((state_i.g_params,
-                                                                                state_i.d_params))))
-    if finite:  # never checkpoint non-finite parameters (as train.train)
-      checkpointer = Checkpointer(os.path.join(config.workdir, "checkpoints"))
-      checkpointer.save(step, state_i, {"data": sources[i].get_state()})
-      checkpointer.close()
-    with open(os.path.join(config.workdir, "eval.json"), "w", encoding="utf-8") as f:
-      json.dump(result, f, indent=2, sort_keys=True)
-    writer.close()
-    results.append(result)
+    results.append(_finish_member(config, writer, state_i, sources[i], step, result, diverged.get(i)))
   return results
+
+
+# --- training one image group ------------------------------------------------------------------------
+
+# Image architectures whose runs can be stacked (one GANState, jaxgan.steps.train_step).
+VMAP_IMAGE_ARCHS = ("dcgan", "resnet")
+# Share of the device's memory a vmapped group may plan to use before it is split.
+GROUP_MEMORY_FRACTION = 0.85
+
+
+def _vmappable_image_run(config: Config) -> bool:
+  """Image runs that can share a vmapped program: GAN-recipe models on a device-resident dataset that
+  does not depend on the seed (Stacked MNIST draws its digit triples from the seed)."""
+  return (config.arch in VMAP_IMAGE_ARCHS and config.data_on_device is not False
+          and config.dataset != "stacked_mnist")
+
+
+def _memory_need(compiled: Any) -> tuple[int, int] | None:
+  """(bytes the compiled program needs, bytes the device has), where the backend reports both."""
+  try:
+    stats = jax.local_devices()[0].memory_stats() or {}
+    analysis = compiled.memory_analysis()
+  except Exception:  # noqa: BLE001 - backends without memory reporting (e.g. XLA:CPU)
+    return None
+  limit = stats.get("bytes_limit")
+  if not limit or analysis is None:
+    return None
+  need = (analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
+          - analysis.alias_size_in_bytes)
+  return int(need), int(limit)
+
+
+def train_image_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
+  """Trains image runs of one group as one vmapped program on a dataset held once on the device.
+
+  Every member gathers its own batches (keyed by its seed, exactly as a single run does) from the shared
+  arrays, ``steps_per_call`` steps per dispatch. A group that would not fit in device memory is split in
+  halves (logged); a dataset too large for the device falls back to one run after another.
+  """
+  from jaxgan.recipes import gan as gan_recipe  # pylint: disable=import-outside-toplevel
+
+  configs = [r.config.with_backend(jax.default_backend()) for r in runs]
+  c0 = configs[0]
+  source = gan_recipe.make_source(c0)
+  if getattr(source, "batch_fn", None) is None:
+    logging.info("Sweep: %s does not fit on the device; its %d runs train one after another.",
+                 c0.dataset, len(runs))
+    return [_train_alone(r) for r in runs]
+  objectives = group_objectives(configs)
+  states = stack_states([_with_objective_index(gan_recipe.create_state(c, source),
+                                               objectives.index(c.objective)) for c in configs])
+  sconfig = group_step_config(configs, source.num_classes)
+  shared = tuple(k for k in source.device_data if k != "key")
+  data = {**{k: source.device_data[k] for k in shared},
+          "key": jnp.stack([data_key(c.seed) for c in configs])}
+  compiled: dict[int, Any] = {}
+
+  def program(length: int) -> Any:
+    if length not in compiled:
+      compiled[length] = make_group_steps(sconfig, source.batch_fn, length, shared).lower(
+          states, data).compile()
+    return compiled[length]
+
+  start = time.perf_counter()
+  first = program(multistep.chunk_length(0, c0.steps, c0.steps_per_call))
+  memory = _memory_need(first)
+  if memory is not None and memory[0] > GROUP_MEMORY_FRACTION * memory[1] and len(runs) > 1:
+    half = len(runs) // 2
+    logging.warning("Sweep group of %d runs needs %.1f GiB of the device's %.1f GiB: training it as two "
+                    "groups of %d and %d.", len(runs), memory[0] / 2**30, memory[1] / 2**30, half,
+                    len(runs) - half)
+    del states, data, compiled, first
+    return train_image_group(runs[:half]) + train_image_group(runs[half:])
+  logging.info("Sweep group of %d runs (%s/%s on %s, %d steps, %d per dispatch) compiled in %.1fs",
+               len(runs), c0.objective, c0.arch, c0.dataset, c0.steps, c0.steps_per_call,
+               time.perf_counter() - start)
+  for config in configs:
+    _start_fresh(config)
+  own = [train_lib.step_config(c, source.num_classes) for c in configs]
+  writers = [RunWriter(c.workdir) for c in configs]
+  diverged: dict[int, int] = {}
+
+  background = BackgroundWork()
+
+  def write_member(i: int, step: int, state_i: GANState) -> None:
+    config, writer = configs[i], writers[i]
+    path = os.path.join(config.workdir, "samples", f"step_{step:07d}.png")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    gan_recipe.write_samples(state_i, config, source, path)
+    shutil.copyfile(path, os.path.join(config.workdir, "samples", "latest.png"))
+    with Image.open(path) as png:
+      writer.image(step, "samples", np.asarray(png.convert("RGB")))
+
+  def save_samples(step: int) -> None:
+    """Each member's grid, generated and written on a background thread (members are copies)."""
+    for i in range(len(configs)):
+      background.submit(write_member, i, step, member(states, i))
+
+  step, last_time, last_step = 0, time.perf_counter(), 0
+  while step < c0.steps:
+    length = multistep.chunk_length(step, c0.steps, c0.steps_per_call)
+    states, metrics = program(length)(states, data)
+    step += length
+    if step % c0.log_every == 0 or step == c0.steps:
+      now = time.perf_counter()
+      rate = (step - last_step) / max(now - last_time, 1e-9)
+      last_time, last_step = now, step
+      _write_member_rows(runs, writers, own, jax.device_get(metrics), rate, step, diverged)
+    if step % c0.eval_every == 0 and step < c0.steps:
+      save_samples(step)
+
+  save_samples(step)
+  background.wait()
+  results = []
+  for i, (config, writer) in enumerate(zip(configs, writers)):
+    state_i = member(states, i)
+    result: dict[str, Any] = {"step": step, "num_samples": config.num_eval_samples,
+                              "g_params_sha256": evaluate.params_sha256(state_i.g_params)}
+    result.update(gan_recipe.evaluate(state_i, config, source))
+    results.append(_finish_member(config, writer, state_i, source, step, result, diverged.get(i)))
+  return results
+
+
+def _write_member_rows(runs: Sequence[Run], writers: Sequence[RunWriter], own: Sequence[StepConfig],
+                       values: Mapping[str, np.ndarray], rate: float, step: int,
+                       diverged: dict[int, int]) -> None:
+  """One metrics row per member (as a single run writes it); marks members whose losses went non-finite."""
+  for i, writer in enumerate(writers):
+    row = {k: float(v[i]) for k, v in values.items()
+           if k not in _PENALTY_METRICS or getattr(own[i], _PENALTY_METRICS[k])}
+    row["steps_per_sec"] = rate
+    writer.scalars(step, row)
+    bad = sorted(k for k, v in row.items() if not np.isfinite(v))
+    if bad and i not in diverged:
+      diverged[i] = step
+      logging.warning("Sweep run %s: non-finite %s at step %d; it keeps running with its group but "
+                      "is marked diverged.", runs[i].name, ", ".join(bad), step)
+  logging.info("sweep group step %d/%d | %d runs | %.1f steps/s per run (%.0f model-steps/s)%s",
+               step, runs[0].config.steps, len(writers), rate, len(writers) * rate,
+               f" | {len(diverged)} diverged" if diverged else "")
+
+
+def _finish_member(config: Config, writer: RunWriter, state: GANState, source: Any, step: int,
+                   result: dict[str, Any], diverged_at: int | None) -> dict[str, Any]:
+  """A member's final checkpoint (never of a non-finite state) and eval.json, as ``jaxgan.train``."""
+  if diverged_at is not None:
+    result["diverged_at_step"] = diverged_at
+  finite = all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get((state.g_params,
+                                                                              state.d_params))))
+  if finite:
+    checkpointer = Checkpointer(os.path.join(config.workdir, "checkpoints"))
+    checkpointer.save(step, state, {"data": source.get_state()})
+    checkpointer.close()
+  with open(os.path.join(config.workdir, "eval.json"), "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=2, sort_keys=True)
+  writer.close()
+  return result
 
 
 # --- the sweep ---------------------------------------------------------------------------------------
@@ -549,6 +715,8 @@ def run_sweep(path_or_module: str | os.PathLike | types.ModuleType | Mapping[str
     start = time.perf_counter()
     if todo[0].config.is_toy:
       outcomes = train_toy_group(todo)
+    elif _vmappable_image_run(todo[0].config):
+      outcomes = train_image_group(todo)
     else:
       outcomes = [_train_alone(run) for run in todo]  # image runs: one after another
     for run, outcome in zip(todo, outcomes):

@@ -1,8 +1,11 @@
 """The training loop: data -> train_step -> periodic logging, samples, checkpoints -> eval.json.
 
 One readable function, ``train(config)``, in banner sections. Everything that happens per step runs
-on the device inside the jitted ``train_step``; the host only feeds batches (toy data is sampled on the
-device) and fetches metrics every ``log_every`` steps, where non-finite losses stop the run.
+on the device: ``--steps_per_call`` steps per jitted call (``jaxgan.multistep``), with the batches
+gathered inside the call for device-resident data (toy mixtures, datasets that fit) or stacked from the
+host for streamed ones. The host fetches metrics every ``log_every`` steps (where non-finite losses stop
+the run); sample grids, metric rows and TensorBoard events are written on a background thread, and
+checkpoints are saved asynchronously from a device copy of the state.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -20,12 +24,12 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from jaxgan import evaluate, parallel
+from jaxgan import evaluate, multistep, parallel
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config, ConfigError, config_differences
 from jaxgan.recipes import gan as gan_recipe
 from jaxgan.steps import make_steps  # noqa: F401  (re-exported for users of jaxgan.train)
-from jaxgan.writers import RunWriter
+from jaxgan.writers import BackgroundWork, RunWriter
 
 
 def quiet_library_logs() -> None:
@@ -75,9 +79,55 @@ def prepare_workdir(config: Config) -> None:
     f.write(config.to_json())
 
 
+@jax.jit
+def _finite(tree: Any) -> jax.Array:
+  leaves = [x for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
+
+
 def _all_finite(tree: Any) -> bool:
-  leaves = jax.tree_util.tree_leaves(tree)
-  return bool(jax.device_get(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))))
+  """Whether every float in ``tree`` (params, statistics, optimizer states, EMA) is finite."""
+  return bool(jax.device_get(_finite(tree)))
+
+
+@jax.jit
+def _snapshot(tree: Any) -> Any:
+  """A device copy of ``tree`` that outlives the donation of the original to the next step."""
+  return jax.tree_util.tree_map(jnp.copy, tree)
+
+
+def _dispatch(step_fn: Callable[[Any, Any], Any], source: Any, devices: list[jax.Device] | None,
+              axis_name: str | None) -> tuple[Callable[[int], Callable], Callable[[int, int], Any], bool]:
+  """The compiled multi-step calls and what feeds them.
+
+  Returns ``(run_steps, feed, data_on_device)``: ``run_steps(length)`` is the jitted (state donated) or
+  pmapped call of ``length`` steps, ``feed(step, length)`` its data argument (the device-resident data,
+  or ``length`` host batches stacked), and whether the data lives on the device.
+  """
+  batch_fn = getattr(source, "batch_fn", None)
+  compiled: dict[int, Callable] = {}
+
+  def run_steps(length: int) -> Callable:
+    if length not in compiled:
+      fn = (multistep.device_data_steps(step_fn, batch_fn, length, axis_name) if batch_fn is not None
+            else multistep.host_data_steps(step_fn, length))
+      compiled[length] = (parallel.pmap_step(fn, devices) if devices is not None
+                          else jax.jit(fn, donate_argnums=0))
+    return compiled[length]
+
+  if batch_fn is not None:
+    data = source.device_data
+    placed = parallel.replicate(data, devices) if devices is not None else jax.device_put(data)
+    return run_steps, lambda step, length: placed, True
+
+  def feed(step: int, length: int) -> Any:
+    batches = [source.next(step + i) for i in range(length)]
+    batch = batches[0] if length == 1 else jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *batches)
+    if devices is None:
+      return batch
+    return parallel.shard_batch(batch, devices, leading_axes=1 if length == 1 else 2)
+
+  return run_steps, feed, False
 
 
 def _format_metrics(metrics: dict[str, float]) -> str:
@@ -122,7 +172,7 @@ def train(config: Config) -> dict[str, Any]:
   With several local devices the step is pmapped (``jaxgan.parallel``); with several processes
   (``jax.distributed``) each reads its own shard of the data and only process 0 writes files.
   """
-  config = config.resolve()
+  config = config.resolve().with_backend(jax.default_backend())
   recipe = config.recipe
   is_writer = jax.process_index() == 0
   if is_writer:
@@ -147,23 +197,19 @@ def train(config: Config) -> dict[str, Any]:
     source.set_state(meta["data"])
     logging.info("Resumed from checkpoint at step %d", ckpt_step)
   step_fn = recipe.make_train_step(config, source, axis_name)
+  run_steps, feed, data_on_device = _dispatch(step_fn, source, devices if distributed else None, axis_name)
   if distributed:
-    train_step = parallel.pmap_step(step_fn, devices)
     state = parallel.replicate(state, devices)
-    next_batch = lambda step: parallel.shard_batch(source.next(step), devices)  # noqa: E731
     host_state = parallel.unreplicate
   else:
-    train_step = jax.jit(step_fn, donate_argnums=0)
-    next_batch = source.next
     host_state = lambda s: s  # noqa: E731
   writer = RunWriter(workdir, enabled=is_writer)
+  background = BackgroundWork()
 
-  def save_samples(step: int) -> None:
+  def write_samples(snapshot: Any, step: int) -> None:
     path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
-    if not is_writer:
-      return
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    scalars = recipe.write_samples(host_state(state), config, source, path)
+    scalars = recipe.write_samples(snapshot, config, source, path)
     if scalars:
       writer.scalars(step, scalars)
       logging.info("eval step %d: %s", step, scalars)
@@ -171,52 +217,79 @@ def train(config: Config) -> dict[str, Any]:
       writer.image(step, "samples", np.asarray(png.convert("RGB")))
     shutil.copyfile(path, os.path.join(workdir, "samples", "latest.png"))
 
+  def save_samples(step: int) -> None:
+    """Sample grid / toy metrics of the current state, computed and written on a background thread."""
+    if is_writer:  # a device copy: the loop donates `state` to the next call while the copy is read
+      background.submit(write_samples, _snapshot(host_state(state)), step)
+
   def save_checkpoint(step: int) -> None:
     current = host_state(state)
-    if not _all_finite((current.g_params, current.d_params) if hasattr(current, "d_params")
-                       else current.g_params):
-      raise NonFiniteError(f"Parameters are not finite at step {step}; the last good checkpoint "
+    if not _all_finite(current):
+      raise NonFiniteError(f"The training state is not finite at step {step}; the last good checkpoint "
                            f"({checkpointer.all_steps()[-1:] or 'none'}) is kept. Lower the learning "
                            f"rates or add a regularizer (e.g. --gp_weight).")
-    checkpointer.save(step, as_saved(current), {"data": source.get_state()})
+    checkpointer.save(step, as_saved(_snapshot(current)), {"data": source.get_state()}, blocking=False)
+
+  def finish() -> None:
+    """Waits for background writes and checkpoints (re-raising their errors) and closes the outputs."""
+    try:
+      background.wait()
+    finally:
+      writer.close()
+      checkpointer.close()
+      close_source = getattr(source, "close", None)
+      if close_source is not None:
+        close_source()
 
   step = int(host_state(state).step)
   last_log_time, last_log_step = time.perf_counter(), step
-  logging.info("Training %s/%s on %s for %d steps (from step %d) on %d device(s) in %s", config.objective,
-               config.arch, config.dataset, config.steps, step, num_shards, workdir)
-  with _StopRequest() as stop:
-    while step < config.steps:
-      state, metrics = train_step(state, next_batch(step))
-      step += 1
-      if step % config.log_every == 0 or step == config.steps:
-        metrics = host_state(metrics) if distributed else metrics  # pmean-ed: every copy is equal
-        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        now = time.perf_counter()
-        values["steps_per_sec"] = (step - last_log_step) / max(now - last_log_time, 1e-9)
-        last_log_time, last_log_step = now, step
-        writer.scalars(step, values)
-        bad = sorted(k for k, v in values.items() if not np.isfinite(v))
-        if bad:
-          raise NonFiniteError(
-              f"Non-finite {', '.join(f'{k}={values[k]}' for k in bad)} at step {step}. Stopped; the "
-              f"last good checkpoint ({checkpointer.all_steps()[-1:] or 'none'}) is kept. Lower the "
-              f"learning rates or add a regularizer (e.g. --gp_weight, --r1_gamma).")
-        logging.info("step %d/%d | %s | %.1f steps/s", step, config.steps, _format_metrics(values),
-                     values["steps_per_sec"])
-      if step % config.eval_every == 0 and step < config.steps:
-        save_samples(step)
-      if step % config.ckpt_every == 0:
-        save_checkpoint(step)
-      if stop.signal is not None:
-        save_checkpoint(step)
-        logging.warning("Received signal %d: saved a checkpoint at step %d and stopped.", stop.signal, step)
-        writer.close()
-        checkpointer.close()
-        raise SystemExit(128 + stop.signal)
+  logging.info("Training %s/%s on %s for %d steps (from step %d) on %d device(s), %d step(s) per call, "
+               "data %s, in %s", config.objective, config.arch, config.dataset, config.steps, step,
+               num_shards, config.steps_per_call, "on the device" if data_on_device else "from the host",
+               workdir)
+  try:
+    with _StopRequest() as stop:
+      while step < config.steps:
+        length = multistep.chunk_length(step, config.steps, config.steps_per_call)
+        state, metrics = run_steps(length)(state, feed(step, length))
+        step += length
+        if step % config.log_every == 0 or step == config.steps:
+          metrics = host_state(metrics) if distributed else metrics  # pmean-ed: every copy is equal
+          values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          now = time.perf_counter()
+          values["steps_per_sec"] = (step - last_log_step) / max(now - last_log_time, 1e-9)
+          last_log_time, last_log_step = now, step
+          background.submit(writer.scalars, step, values)
+          bad = sorted(k for k, v in values.items() if not np.isfinite(v))
+          if bad:
+            raise NonFiniteError(
+                f"Non-finite {', '.join(f'{k}={values[k]}' for k in bad)} at step {step}. Stopped; the "
+                f"last good checkpoint ({checkpointer.all_steps()[-1:] or 'none'}) is kept. Lower the "
+                f"learning rates or add a regularizer (e.g. --gp_weight, --r1_gamma).")
+          logging.info("step %d/%d | %s | %.1f steps/s", step, config.steps, _format_metrics(values),
+                       values["steps_per_sec"])
+        if step % config.eval_every == 0 and step < config.steps:
+          save_samples(step)
+        if step % config.ckpt_every == 0:
+          save_checkpoint(step)
+        if stop.signal is not None:
+          save_checkpoint(step)
+          logging.warning("Received signal %d: saved a checkpoint at step %d and stopped.", stop.signal,
+                          step)
+          finish()
+          raise SystemExit(128 + stop.signal)
+  except BaseException:
+    if not isinstance(sys.exc_info()[1], SystemExit):
+      try:
+        finish()
+      except Exception as e:  # noqa: BLE001 - the training error is the one to report
+        logging.warning("While stopping: %s", e)
+    raise
 
   # --- end of run: final samples, checkpoint, eval.json -------------------------------------------
   save_samples(step)
   save_checkpoint(step)
+  background.wait()
   final = host_state(state)
   result: dict[str, Any] = {"step": step, "num_samples": config.num_eval_samples,
                             "g_params_sha256": evaluate.params_sha256(final.g_params)}
@@ -224,7 +297,6 @@ def train(config: Config) -> dict[str, Any]:
   if is_writer:
     with open(os.path.join(workdir, "eval.json"), "w", encoding="utf-8") as f:
       json.dump(result, f, indent=2, sort_keys=True)
-  writer.close()
-  checkpointer.close()
+  finish()
   logging.info("Finished: %s", result)
   return result

@@ -6,10 +6,11 @@ and clu.metric_writers both import TensorFlow).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
 import os
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from tensorboardX import SummaryWriter
@@ -52,3 +53,31 @@ class RunWriter:
     if self._enabled:
       self._jsonl.close()
       self._tb.close()
+
+
+class BackgroundWork:
+  """Runs output work (PNG grids, metric rows, TensorBoard events) in order on one background thread,
+  so the training loop never waits on files. ``wait()`` blocks until all of it is done and re-raises the
+  first error; ``submit`` re-raises an earlier error at once, so a failing writer stops the run."""
+
+  def __init__(self):
+    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxgan-writer")
+    self._pending: list[concurrent.futures.Future] = []
+
+  def _raise_done(self) -> None:
+    still = []
+    for future in self._pending:
+      if future.done():
+        future.result()  # raises the work's exception, if any
+      else:
+        still.append(future)
+    self._pending = still
+
+  def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    self._raise_done()
+    self._pending.append(self._pool.submit(fn, *args))
+
+  def wait(self) -> None:
+    pending, self._pending = self._pending, []
+    for future in pending:
+      future.result()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -14,8 +15,9 @@ pytestmark = pytest.mark.slow
 ARGS = ["--dataset=grid25", "--steps=3000", "--ckpt_every=500", "--log_every=100", "--eval_every=1500"]
 
 
-def _run(workdir, **kw):
-  return subprocess.Popen([sys.executable, "launch.py", *ARGS, f"--workdir={workdir}"], **kw)
+def _run(workdir, steps_per_call, **kw):
+  return subprocess.Popen([sys.executable, "launch.py", *ARGS, f"--steps_per_call={steps_per_call}",
+                           f"--workdir={workdir}"], **kw)
 
 
 def _checkpoints(workdir):
@@ -23,18 +25,21 @@ def _checkpoints(workdir):
   return sorted(int(s) for s in os.listdir(path) if s.isdigit()) if os.path.isdir(path) else []
 
 
-def test_sigkill_then_restart_ends_with_the_uninterrupted_params(tmp_path):
-  full = _run(tmp_path / "full", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  killed = _run(tmp_path / "killed", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+@pytest.mark.parametrize("steps_per_call", [1, 50])
+def test_sigkill_then_restart_ends_with_the_uninterrupted_params(tmp_path, steps_per_call):
+  full = _run(tmp_path / "full", steps_per_call, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  killed = _run(tmp_path / "killed", steps_per_call, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 600
   while not _checkpoints(tmp_path / "killed") and time.time() < deadline:
     time.sleep(0.2)
-  time.sleep(0.3)  # somewhere after the first checkpoint, possibly in the middle of the next one
+  # A random moment after the first checkpoint, possibly in the middle of a call or of the next save.
+  time.sleep(random.uniform(0.1, 1.5))
   killed.send_signal(signal.SIGKILL)
   killed.wait()
   assert killed.returncode == -signal.SIGKILL
   assert _checkpoints(tmp_path / "killed") and not (tmp_path / "killed" / "eval.json").exists()
-  subprocess.run([sys.executable, "launch.py", *ARGS, f"--workdir={tmp_path / 'killed'}"], check=True,
+  subprocess.run([sys.executable, "launch.py", *ARGS, f"--steps_per_call={steps_per_call}",
+                  f"--workdir={tmp_path / 'killed'}"], check=True,
                  timeout=900, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   assert full.wait(timeout=900) == 0
   resumed = json.loads((tmp_path / "killed" / "eval.json").read_text())

@@ -75,3 +75,17 @@ def test_rejects_bad_shapes():
         toy_metrics(np.zeros((10, 3)), TOY_DATASETS["ring8"])
     with pytest.raises(ValueError):
         toy_metrics(np.zeros((0, 2)), TOY_DATASETS["ring8"])
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25"])
+def test_the_jitted_metrics_equal_the_reference(name):
+  from jaxgan.metrics.toy import toy_metrics_jax
+  dataset = TOY_DATASETS[name]
+  key = jax.random.PRNGKey(3)
+  collapsed = dataset.sample(key, 500).at[:300].set(dataset.means[0])  # a partly collapsed generator
+  for samples in (dataset.sample(key, 1000), collapsed, jnp.full((10, 2), 100.0)):
+    want = toy_metrics(samples, dataset)
+    got = jax.jit(toy_metrics_jax, static_argnames="std")(samples, dataset.means, std=dataset.std)
+    assert int(got["modes"]) == want["modes"]
+    np.testing.assert_allclose(float(got["hq_fraction"]), want["hq_fraction"], atol=1e-6)
+    np.testing.assert_allclose(float(got["reverse_kl"]), want["reverse_kl"], rtol=1e-4, atol=1e-6)

@@ -333,6 +333,22 @@ def make_image_iterator(name: str | None, *, batch_size: int, resolution: int, s
             manual_dir=manual_dir, shard_index=shard_index, shard_count=shard_count,
             download=download)
 
+    source, info, reader = _open(name, resolution=resolution, split=split, data_dir=data_dir,
+                                 manual_dir=manual_dir, channels=channels, download=download)
+    num_threads = 1 if info.name == embedded.NAME else min(8, os.cpu_count() or 1)
+    dataset = _index_pipeline(len(source), reader, batch_size=int(batch_size), seed=int(seed),
+                              shard_index=int(shard_index), shard_count=int(shard_count),
+                              num_threads=num_threads)
+    order = {"name": info.name, "split": split, "num_examples": len(source), "seed": int(seed),
+             "batch_size": int(batch_size), "shard_index": int(shard_index),
+             "shard_count": int(shard_count)}
+    return ImageData(info, dataset, order)
+
+
+def _open(name: str | None, *, resolution: int, split: str, data_dir: str | None,
+          manual_dir: str | None, channels: int | None, download: bool
+          ) -> tuple[Any, DatasetInfo, _BatchReader]:
+    """Opens a (non-stacked) dataset: its record source, its info and the batch reader of the pipeline."""
     if name in EMBEDDED_NAMES:
         if split not in ("train", "all"):
             raise ValueError(f"The embedded '{embedded.NAME}' dataset has a single split, 'train' "
@@ -340,11 +356,10 @@ def make_image_iterator(name: str | None, *, batch_size: int, resolution: int, s
         images, labels = embedded.load_digits_images(resolution)  # Resized once, cached.
         source: Any = _ArraySource(images, labels)
         shape, label_key, num_classes = images.shape[1:], "label", embedded.NUM_CLASSES
-        name, num_threads = embedded.NAME, 1
+        name = embedded.NAME
     else:
         source, shape, label_key, num_classes = _open_tfds(name, split, data_dir, manual_dir,
                                                           download)
-        num_threads = min(8, os.cpu_count() or 1)
 
     native_channels = shape[-1] if shape and shape[-1] is not None else 3
     out_channels = channels or (3 if native_channels == 4 else native_channels)
@@ -352,11 +367,36 @@ def make_image_iterator(name: str | None, *, batch_size: int, resolution: int, s
         raise ValueError(f"{name!r} has {native_channels}-channel images; only 1, 3 or 4 supported")
     info = DatasetInfo(name=name, num_classes=num_classes, resolution=int(resolution),
                        channels=int(out_channels), num_examples=len(source))
-    reader = _BatchReader(source, int(resolution), int(out_channels), label_key)
-    dataset = _index_pipeline(len(source), reader, batch_size=int(batch_size), seed=int(seed),
-                              shard_index=int(shard_index), shard_count=int(shard_count),
-                              num_threads=num_threads)
-    order = {"name": name, "split": split, "num_examples": len(source), "seed": int(seed),
-             "batch_size": int(batch_size), "shard_index": int(shard_index),
-             "shard_count": int(shard_count)}
-    return ImageData(info, dataset, order)
+    return source, info, _BatchReader(source, int(resolution), int(out_channels), label_key)
+
+
+def array_bytes(info: DatasetInfo) -> int:
+    """Bytes of a whole dataset as the float32 arrays `load_image_arrays` returns."""
+    return info.num_examples * (info.resolution ** 2 * info.channels + 1) * 4
+
+
+def load_image_arrays(name: str | None, *, resolution: int, seed: int = 0, split: str = "train",
+                      data_dir: str | None = None, manual_dir: str | None = None,
+                      channels: int | None = None, download: bool = False,
+                      max_bytes: int | None = None, chunk: int = 4096
+                      ) -> tuple[np.ndarray, np.ndarray, DatasetInfo] | None:
+    """Every example of a dataset, preprocessed as the pipeline does, for device-resident training.
+
+    Returns `(images f32 [N, R, R, C] in [-1, 1], labels i32 [N], info)`, or None when the arrays would
+    exceed `max_bytes` (the caller then streams batches with `make_image_iterator`). Arguments as in
+    `make_image_iterator`; `seed` only matters for Stacked MNIST (it draws the digit triples).
+    """
+    if name == STACKED_MNIST:
+        from jaxgan.data import stacked_mnist  # pylint: disable=import-outside-toplevel
+        return stacked_mnist.load_stacked_arrays(
+            seed=seed, resolution=resolution, split=split, data_dir=data_dir, manual_dir=manual_dir,
+            download=download, max_bytes=max_bytes)
+    source, info, reader = _open(name, resolution=resolution, split=split, data_dir=data_dir,
+                                 manual_dir=manual_dir, channels=channels, download=download)
+    if max_bytes is not None and array_bytes(info) > max_bytes:
+        return None
+    n = info.num_examples
+    batches = [reader(np.arange(start, min(start + chunk, n))) for start in range(0, n, chunk)]
+    images = np.concatenate([b["image"] for b in batches])
+    labels = np.concatenate([b["label"] for b in batches]).astype(np.int32)
+    return images, labels, info

@@ -129,3 +129,25 @@ def make_stacked_mnist_iterator(*, batch_size: int, seed: int, resolution: int =
            "num_digits": len(digit_images), "seed": int(seed), "batch_size": int(batch_size),
            "shard_index": int(shard_index), "shard_count": int(shard_count)}
   return images_lib.ImageData(info, dataset, order)
+
+
+def load_stacked_arrays(*, seed: int, resolution: int = 28, split: str = "train",
+                        num_examples: int = DEFAULT_NUM_EXAMPLES, data_dir: str | None = None,
+                        manual_dir: str | None = None, download: bool = False,
+                        max_bytes: int | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, images_lib.DatasetInfo] | None:
+  """The whole fixed Stacked MNIST set (the same triples as the iterator) as arrays, for the device.
+
+  Returns ``(images f32 [N, R, R, 3], labels i32 [N], info)``, or None when they exceed ``max_bytes``.
+  """
+  info = images_lib.DatasetInfo(name=NAME, num_classes=NUM_CLASSES, resolution=int(resolution),
+                                channels=3, num_examples=int(num_examples))
+  if max_bytes is not None and images_lib.array_bytes(info) > max_bytes:
+    return None
+  digit_images, digit_labels = load_mnist_digits(split, resolution=resolution, data_dir=data_dir,
+                                                 manual_dir=manual_dir, download=download)
+  triples = np.random.default_rng([seed, 0x57AC]).integers(
+      0, len(digit_images), size=(int(num_examples), 3))
+  batch = _StackReader(np.asarray(digit_images, np.float32), np.asarray(digit_labels, np.int32),
+                       triples)(np.arange(int(num_examples)))
+  return batch["image"], batch["label"], info

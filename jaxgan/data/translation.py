@@ -27,9 +27,12 @@ Edges: Sobel gradient magnitude of the image in [0, 1] (edge-replicated borders)
 per-image maximum, mapped to [-1, 1] (background -1, strongest edge +1).
 
 Batches: ``TranslationBatches.next(step)`` returns ``{"input": [1, B, R, R, C], "target": [1, B, ...]}``
-(paired) or ``{"a": ..., "b": ...}`` (unpaired); the examples of step t are drawn (without replacement
-within a batch) from ``numpy.random.default_rng((seed, shard_index, t))``, so the source has no state and
-a resumed run sees exactly the batches of an uninterrupted one.
+(paired) or ``{"a": ..., "b": ...}`` (unpaired). By default both domains are held on the device and a
+step's batch is gathered inside the step (``jaxgan.data.device``: epochs of permutations from
+``(seed, step)``; a pair's input and target share indices, the unpaired domains have a stream each).
+With ``device=False`` (``--data_on_device=false``) the examples of step t are drawn on the host (without
+replacement within a batch) from ``numpy.random.default_rng((seed, shard_index, t))``. Either way the
+source has no state and a resumed run sees exactly the batches of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import jax
 import numpy as np
 
 from jaxgan.data import embedded
+from jaxgan.data.device import MAX_DEVICE_BYTES, DeviceBatches
 
 Reader = Callable[[np.ndarray], np.ndarray]  # record indices -> float32 images [n, R, R, C] in [-1, 1]
 
@@ -189,7 +193,8 @@ def load_domains(name: str, *, resolution: int, num_eval: int, data_dir: str | N
 class TranslationBatches:
   """The batch source of pix2pix (``paired``: input/target) and CycleGAN (a/b); see the module docstring."""
 
-  def __init__(self, domains: Domains, *, paired: bool, batch_size: int, seed: int, shard_index: int = 0):
+  def __init__(self, domains: Domains, *, paired: bool, batch_size: int, seed: int, shard_index: int = 0,
+               device: bool = False):
     if paired and domains.num_a != domains.num_b:
       raise ValueError("A paired source needs as many A as B examples")
     for count in (domains.num_a, domains.num_b):
@@ -204,6 +209,16 @@ class TranslationBatches:
     self.input_shape = tuple(domains.eval_a.shape[1:])
     self.example_shape = tuple(domains.eval_b.shape[1:])
     self.keys = ("input", "target") if paired else ("a", "b")
+    self._device: DeviceBatches | None = None
+    self.batch_fn = None
+    if device:  # batch_size is then the global batch (every device takes its slice inside the step)
+      a, b = self.keys
+      arrays = {a: domains.read_a(np.arange(domains.num_a)), b: domains.read_b(np.arange(domains.num_b))}
+      streams = {"pairs": (a, b)} if paired else {a: (a,), b: (b,)}
+      self._device = DeviceBatches(arrays, seed=seed, batch_size=batch_size, draws_per_step=1,
+                                   streams=streams, num_classes=None, example_shape=self.example_shape)
+      self.device_data = self._device.device_data
+      self.batch_fn = self._device.batch_fn
 
   def host_batch(self, step: int) -> dict[str, np.ndarray]:
     """The numpy batch of ``step`` (without the leading n_critic axis)."""
@@ -214,6 +229,8 @@ class TranslationBatches:
     return {self.keys[0]: d.read_a(rows_a), self.keys[1]: d.read_b(rows_b)}
 
   def next(self, step: int) -> dict[str, jax.Array]:
+    if self._device is not None:
+      return self._device.next(step)
     return jax.device_put({k: v[None] for k, v in self.host_batch(step).items()})
 
   def get_state(self) -> dict[str, Any]:
@@ -231,5 +248,10 @@ def make_translation_source(config: Any, *, paired: bool, shard_index: int = 0,
   domains = load_domains(config.dataset, resolution=config.resolution,
                          num_eval=config.num_eval_samples, data_dir=config.data_dir,
                          manual_dir=config.manual_dir, download=config.download)
-  return TranslationBatches(domains, paired=paired, batch_size=config.batch_size // shard_count,
-                            seed=config.seed, shard_index=shard_index)
+  wanted = getattr(config, "data_on_device", None)
+  size = 4 * (domains.num_a * int(np.prod(domains.eval_a.shape[1:])) +
+              domains.num_b * int(np.prod(domains.eval_b.shape[1:])))
+  device = wanted is True or (wanted is None and size <= MAX_DEVICE_BYTES)
+  return TranslationBatches(domains, paired=paired,
+                            batch_size=config.batch_size if device else config.batch_size // shard_count,
+                            seed=config.seed, shard_index=shard_index, device=device)

@@ -13,11 +13,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from jaxgan import evaluate as eval_lib
 from jaxgan import plots
 from jaxgan.config import Config
 from jaxgan.data.batches import BatchSource, ImageBatches, ToyBatches
+from jaxgan.data.device import MAX_DEVICE_BYTES, DeviceBatches
 from jaxgan.data.toy import TOY_DATASETS
 from jaxgan.models import ModelSpec, build_models
 from jaxgan.regularizers import pack as pack_inputs
@@ -54,26 +56,44 @@ def step_config(config: Config, num_classes: int | None, axis_name: str | None =
 
 
 def make_source(config: Config, *, shard_index: int = 0, shard_count: int = 1) -> BatchSource:
-  """Toy mixtures sampled on the device, or an image iterator on the host (this host's shard)."""
+  """Toy mixtures sampled inside the step, or images (``make_image_source``)."""
   if not config.is_toy:
     return make_image_source(config, shard_index=shard_index, shard_count=shard_count,
                              conditional=config.conditional)
-  if config.batch_size % shard_count:
-    raise ValueError(f"--batch_size={config.batch_size} must be divisible by the {shard_count} processes")
-  # Every host draws its own examples: the key of host i is folded with i (host 0 = a 1-host run).
-  key = jax.random.PRNGKey(config.seed)
-  key = key if shard_index == 0 else jax.random.fold_in(key, shard_index)
-  return ToyBatches(TOY_DATASETS[config.dataset], key, config.batch_size // shard_count, config.n_critic)
+  # Every process draws the global batch from the same key and keeps its devices' slices, so a
+  # multi-process run sees exactly the data of a one-process run with the same global batch.
+  return ToyBatches(TOY_DATASETS[config.dataset], jax.random.PRNGKey(config.seed), config.batch_size,
+                    config.n_critic)
 
 
 def make_image_source(config: Config, *, shard_index: int = 0, shard_count: int = 1,
-                      conditional: bool) -> ImageBatches:
-  """This host's shard of ``config.dataset``'s images, ``n_critic`` batches a step (every image recipe)."""
+                      conditional: bool) -> DeviceBatches | ImageBatches:
+  """``config.dataset``'s images, ``n_critic`` batches a step (every image recipe).
+
+  On the device when it fits (``--data_on_device``, default: up to ``MAX_DEVICE_BYTES``): then every
+  process holds the whole dataset and the batches are gathered inside the step. Otherwise this host's
+  shard streamed through grain with prefetching.
+  """
   if config.batch_size % shard_count:
     raise ValueError(f"--batch_size={config.batch_size} must be divisible by the {shard_count} processes")
-  from jaxgan.data.images import make_image_iterator  # heavy imports only for image runs
+  from jaxgan.data.images import load_image_arrays, make_image_iterator  # heavy imports: images only
+  name = config.dataset if config.dataset != "digits" else None
+  if config.data_on_device is not False:
+    loaded = load_image_arrays(
+        name, resolution=config.resolution, seed=config.seed, data_dir=config.data_dir,
+        manual_dir=config.manual_dir, download=config.download,
+        max_bytes=None if config.data_on_device else MAX_DEVICE_BYTES)
+    if loaded is not None:
+      images, labels, info = loaded
+      arrays = {"image": images, **({"label": labels} if conditional else {})}
+      return DeviceBatches(arrays, seed=config.seed, batch_size=config.batch_size,
+                           draws_per_step=config.n_critic, streams={"examples": tuple(arrays)},
+                           num_classes=info.num_classes if conditional else None,
+                           example_shape=images.shape[1:])
+    logging.info("%s is larger than %.1f GiB: streaming it from the host (--data_on_device=true forces "
+                 "it onto the device).", config.dataset, MAX_DEVICE_BYTES / 1024**3)
   data = make_image_iterator(
-      config.dataset if config.dataset != "digits" else None, batch_size=config.batch_size // shard_count,
+      name, batch_size=config.batch_size // shard_count,
       resolution=config.resolution, seed=config.seed, data_dir=config.data_dir,
       manual_dir=config.manual_dir, download=config.download, shard_index=shard_index,
       shard_count=shard_count)
