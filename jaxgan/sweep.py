@@ -435,7 +435,9 @@ def train_toy_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
       now = time.perf_counter()
       rate = (step - last_step) / max(now - last_time, 1e-9)
       last_time, last_step = now, step
-      _write_member_rows(runs, writers, own, jax.device_get(metrics), rate, step, diverged)
+      # Through the writer thread, so each run's rows stay in step order with its eval rows.
+      background.submit(_write_member_rows, runs, writers, own, jax.device_get(metrics), rate, step,
+                        diverged)
     if step % c0.eval_every == 0 and step < c0.steps:
       save_samples(step)
 
@@ -557,7 +559,9 @@ def train_image_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
       now = time.perf_counter()
       rate = (step - last_step) / max(now - last_time, 1e-9)
       last_time, last_step = now, step
-      _write_member_rows(runs, writers, own, jax.device_get(metrics), rate, step, diverged)
+      # Through the writer thread, so each run's rows stay in step order with its eval rows.
+      background.submit(_write_member_rows, runs, writers, own, jax.device_get(metrics), rate, step,
+                        diverged)
     if step % c0.eval_every == 0 and step < c0.steps:
       save_samples(step)
 

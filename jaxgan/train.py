@@ -242,6 +242,8 @@ def train(config: Config) -> dict[str, Any]:
         close_source()
 
   step = int(host_state(state).step)
+  # Compile the copy and the finiteness check now, not inside the first timed eval/checkpoint interval.
+  jax.block_until_ready(_finite(_snapshot(host_state(state))))
   last_log_time, last_log_step = time.perf_counter(), step
   logging.info("Training %s/%s on %s for %d steps (from step %d) on %d device(s), %d step(s) per call, "
                "data %s, in %s", config.objective, config.arch, config.dataset, config.steps, step,
