@@ -45,9 +45,10 @@ def _resnet(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
   from jaxgan.models.resnet import ResNetDiscriminator, ResNetGenerator
   return (ResNetGenerator(resolution=spec.resolution, latent_dim=spec.latent_dim, ch=spec.width,
                           channels=spec.channels, num_classes=spec.num_classes,
-                          axis_name=spec.axis_name),
+                          axis_name=spec.axis_name, dtype=spec.dtype),
           ResNetDiscriminator(resolution=spec.resolution, ch=spec.width, channels=spec.d_channels or spec.channels,
-                              num_classes=spec.num_classes, spectral_norm=spec.spectral_norm))
+                              num_classes=spec.num_classes, spectral_norm=spec.spectral_norm,
+                              dtype=spec.dtype))
 
 
 MODELS: dict[str, Callable[[ModelSpec], tuple[nn.Module, nn.Module]]] = {

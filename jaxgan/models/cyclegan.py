@@ -15,9 +15,14 @@ ours is the layer XLA:CPU differentiates quickly (``jaxgan.models.layers``).
 
 The discriminators are ``jaxgan.models.pix2pix.PatchDiscriminator`` with ``norm='instance'`` (on the
 image alone: CycleGAN's D is unconditional).
+
+``dtype`` is the computation dtype of every layer (e.g. bfloat16); parameters stay float32, instance norm
+computes its statistics in float32 (flax) and the images are float32.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import chex
 import flax.linen as nn
@@ -39,23 +44,27 @@ def _reflect(x: Array, pad: int) -> Array:
   return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
 
 
-def _instance_norm(name: str) -> nn.InstanceNorm:
-  return nn.InstanceNorm(epsilon=1e-5, use_scale=False, use_bias=False, name=name)
+def _instance_norm(name: str, dtype: Any = jnp.float32) -> nn.InstanceNorm:
+  """Affine-free instance norm; flax computes its statistics in float32 whatever ``dtype`` is."""
+  return nn.InstanceNorm(epsilon=1e-5, use_scale=False, use_bias=False, dtype=dtype, name=name)
 
 
-def _conv(features: int, kernel: int, stride: int, name: str, padding: int = 0) -> nn.Conv:
+def _conv(features: int, kernel: int, stride: int, name: str, padding: int = 0,
+          dtype: Any = jnp.float32) -> nn.Conv:
   return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((padding, padding),) * 2,
-                 kernel_init=dcgan_normal(), name=name)
+                 kernel_init=dcgan_normal(), dtype=dtype, name=name)
 
 
 class ResidualBlock(nn.Module):
   """x + norm(conv(relu(norm(conv(x))))) with reflection padding (shape-preserving)."""
 
+  dtype: Any = jnp.float32  # computation dtype
+
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    c = x.shape[-1]
-    h = nn.relu(_instance_norm("norm_0")(_conv(c, 3, 1, "conv_0")(_reflect(x, 1))))
-    h = _instance_norm("norm_1")(_conv(c, 3, 1, "conv_1")(_reflect(h, 1)))
+    c, dt = x.shape[-1], self.dtype
+    h = nn.relu(_instance_norm("norm_0", dt)(_conv(c, 3, 1, "conv_0", dtype=dt)(_reflect(x, 1))))
+    h = _instance_norm("norm_1", dt)(_conv(c, 3, 1, "conv_1", dtype=dt)(_reflect(h, 1)))
     return x + h
 
 
@@ -65,6 +74,7 @@ class ResNetGenerator(nn.Module):
   out_channels: int
   ngf: int = 64
   n_blocks: int = 9
+  dtype: Any = jnp.float32  # computation dtype; params, norm statistics and images stay float32
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool = True) -> Array:
@@ -73,15 +83,16 @@ class ResNetGenerator(nn.Module):
     batch, height, width, _ = x.shape
     if height % 4 or width % 4:
       raise ValueError(f"ResNetGenerator needs sizes divisible by 4 (two stride-2 layers), got {x.shape}")
-    h = nn.relu(_instance_norm("in_norm")(_conv(self.ngf, 7, 1, "in_conv")(_reflect(x, 3))))
+    dt = self.dtype
+    h = nn.relu(_instance_norm("in_norm", dt)(_conv(self.ngf, 7, 1, "in_conv", dtype=dt)(_reflect(x, 3))))
     for i in range(2):
-      h = _conv(self.ngf * 2 ** (i + 1), 3, 2, f"down_{i}", padding=1)(h)
-      h = nn.relu(_instance_norm(f"down_norm_{i}")(h))
+      h = _conv(self.ngf * 2 ** (i + 1), 3, 2, f"down_{i}", padding=1, dtype=dt)(h)
+      h = nn.relu(_instance_norm(f"down_norm_{i}", dt)(h))
     for i in range(self.n_blocks):
-      h = ResidualBlock(name=f"block_{i}")(h)
+      h = ResidualBlock(dtype=dt, name=f"block_{i}")(h)
     for i in range(2):
-      h = ConvTranspose2x(self.ngf * 2 ** (1 - i), use_bias=True, name=f"up_{i}")(h)
-      h = nn.relu(_instance_norm(f"up_norm_{i}")(h))
-    y = jnp.tanh(_conv(self.out_channels, 7, 1, "out_conv")(_reflect(h, 3)))
+      h = ConvTranspose2x(self.ngf * 2 ** (1 - i), use_bias=True, dtype=dt, name=f"up_{i}")(h)
+      h = nn.relu(_instance_norm(f"up_norm_{i}", dt)(h))
+    y = jnp.tanh(_conv(self.out_channels, 7, 1, "out_conv", dtype=dt)(_reflect(h, 3))).astype(jnp.float32)
     chex.assert_shape(y, (batch, height, width, self.out_channels))
     return y

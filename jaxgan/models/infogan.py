@@ -12,11 +12,16 @@
 
 The model contract of ``jaxgan.state.GANState`` holds: ``G(codes, labels=None, train=)`` and
 ``D(x, labels=None, train=)``; D returns ``(d_logits [B], cat_logits [B, K], cont_mean [B, C])``.
+
+``dtype`` is the layers' computation dtype (e.g. bfloat16); parameters and BatchNorm statistics stay
+float32, and G's images and all of D's outputs are float32 (the losses are computed in float32).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
+
 import chex
 import flax.linen as nn
 import jax
@@ -69,9 +74,10 @@ def mutual_information_loss(cat_logits: Array, cont_mean: Array, c1: Array, c_co
   return ce + continuous_factor * nll, {"info_ce": ce, "info_nll": nll}
 
 
-def _bn(train: bool, axis_name: str | None, name: str) -> nn.BatchNorm:
+def _bn(train: bool, axis_name: str | None, name: str, dtype: Any) -> nn.BatchNorm:
+  """BatchNorm with DCGAN init; its statistics are computed in float32 whatever ``dtype`` is (flax)."""
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                      scale_init=dcgan_normal(1.0, 0.02), axis_name=axis_name, name=name)
+                      scale_init=dcgan_normal(1.0, 0.02), dtype=dtype, axis_name=axis_name, name=name)
 
 
 class InfoGANGenerator(nn.Module):
@@ -81,6 +87,7 @@ class InfoGANGenerator(nn.Module):
   channels: int = 1
   width: int = 64
   axis_name: str | None = None
+  dtype: Any = jnp.float32  # computation dtype; params and images stay float32
 
   @nn.compact
   def __call__(self, codes: Array, labels: Array | None = None, *, train: bool = True) -> Array:
@@ -91,14 +98,15 @@ class InfoGANGenerator(nn.Module):
     base = self.resolution // 4
     init = dcgan_normal()
     w = self.width
-    x = nn.Dense(16 * w, kernel_init=init, name="fc1")(codes)
-    x = nn.relu(_bn(train, self.axis_name, "bn1")(x))
-    x = nn.Dense(base * base * 2 * w, kernel_init=init, name="fc2")(x)
-    x = nn.relu(_bn(train, self.axis_name, "bn2")(x)).reshape(-1, base, base, 2 * w)
-    x = ConvTranspose2x(w, kernel_init=init, name="up1")(x)
-    x = nn.relu(_bn(train, self.axis_name, "bn3")(x))
-    x = ConvTranspose2x(self.channels, use_bias=True, kernel_init=init, name="up2")(x)
-    x = jnp.tanh(x)
+    dt = self.dtype
+    x = nn.Dense(16 * w, kernel_init=init, dtype=dt, name="fc1")(codes)
+    x = nn.relu(_bn(train, self.axis_name, "bn1", dt)(x))
+    x = nn.Dense(base * base * 2 * w, kernel_init=init, dtype=dt, name="fc2")(x)
+    x = nn.relu(_bn(train, self.axis_name, "bn2", dt)(x)).reshape(-1, base, base, 2 * w)
+    x = ConvTranspose2x(w, kernel_init=init, dtype=dt, name="up1")(x)
+    x = nn.relu(_bn(train, self.axis_name, "bn3", dt)(x))
+    x = ConvTranspose2x(self.channels, use_bias=True, kernel_init=init, dtype=dt, name="up2")(x)
+    x = jnp.tanh(x).astype(jnp.float32)
     chex.assert_shape(x, (codes.shape[0], self.resolution, self.resolution, self.channels))
     return x
 
@@ -110,6 +118,7 @@ class InfoGANDiscriminator(nn.Module):
   num_continuous: int = 2
   width: int = 64
   axis_name: str | None = None
+  dtype: Any = jnp.float32  # computation dtype; params and the three outputs stay float32
 
   @nn.compact
   def __call__(self, x: Array, labels: Array | None = None, *, train: bool = True
@@ -118,17 +127,19 @@ class InfoGANDiscriminator(nn.Module):
     chex.assert_rank(x, 4)
     init = dcgan_normal()
     act = lambda h: nn.leaky_relu(h, LEAKY_SLOPE)  # noqa: E731
-    w = self.width
-    h = act(nn.Conv(w, (4, 4), (2, 2), padding=((1, 1), (1, 1)), kernel_init=init, name="conv1")(x))
+    w, dt = self.width, self.dtype
+    h = act(nn.Conv(w, (4, 4), (2, 2), padding=((1, 1), (1, 1)), kernel_init=init, dtype=dt,
+                    name="conv1")(x))
     h = nn.Conv(2 * w, (4, 4), (2, 2), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=init,
-                name="conv2")(h)
-    h = act(_bn(train, self.axis_name, "bn2")(h)).reshape(x.shape[0], -1)
-    h = nn.Dense(16 * w, use_bias=False, kernel_init=init, name="fc")(h)
-    h = act(_bn(train, self.axis_name, "bn3")(h))
-    d_logits = nn.Dense(1, kernel_init=init, name="d_head")(h)[:, 0]
-    q = nn.Dense(2 * w, use_bias=False, kernel_init=init, name="q_fc")(h)
-    q = act(_bn(train, self.axis_name, "q_bn")(q))
-    cat_logits = nn.Dense(self.num_categories, kernel_init=init, name="q_cat")(q)
-    cont_mean = (nn.Dense(self.num_continuous, kernel_init=init, name="q_cont")(q) if self.num_continuous
-                 else jnp.zeros((x.shape[0], 0), q.dtype))
-    return d_logits, cat_logits, cont_mean
+                dtype=dt, name="conv2")(h)
+    h = act(_bn(train, self.axis_name, "bn2", dt)(h)).reshape(x.shape[0], -1)
+    h = nn.Dense(16 * w, use_bias=False, kernel_init=init, dtype=dt, name="fc")(h)
+    h = act(_bn(train, self.axis_name, "bn3", dt)(h))
+    d_logits = nn.Dense(1, kernel_init=init, dtype=dt, name="d_head")(h)[:, 0]
+    q = nn.Dense(2 * w, use_bias=False, kernel_init=init, dtype=dt, name="q_fc")(h)
+    q = act(_bn(train, self.axis_name, "q_bn", dt)(q))
+    cat_logits = nn.Dense(self.num_categories, kernel_init=init, dtype=dt, name="q_cat")(q)
+    cont_mean = (nn.Dense(self.num_continuous, kernel_init=init, dtype=dt, name="q_cont")(q)
+                 if self.num_continuous else jnp.zeros((x.shape[0], 0), q.dtype))
+    f32 = lambda a: a.astype(jnp.float32)  # noqa: E731  the losses are computed in float32
+    return f32(d_logits), f32(cat_logits), f32(cont_mean)

@@ -8,7 +8,10 @@
   gradient); ``SpectralNorm`` only fixes flax's init so the raw weights keep their initialiser's scale.
 
 Mutable statistics (BatchNorm running mean/var, SpectralNorm's ``u`` vector and ``sigma``) all live in
-the ``'batch_stats'`` collection and are only updated when ``train=True``.
+the ``'batch_stats'`` collection and are only updated when ``train=True``. Both stay float32 under a
+bfloat16 compute dtype: ``ConditionalBatchNorm`` normalises in float32 and casts its output to ``dtype``;
+``spectral_norm`` runs the power iteration on the float32 parameters and the wrapped layer casts the
+normalised weights to its own ``dtype``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Callable
 import chex
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 Array = jax.Array
 
@@ -36,12 +40,15 @@ class ConditionalBatchNorm(nn.Module):
         (flax's default is 0.99).
       epsilon: added to the variance.
       axis_name: pmap axis to compute batch statistics over all devices (None = this device's batch).
+      dtype: dtype of the output. Statistics, normalisation and the class-conditional affine run in
+        float32 whatever ``dtype`` is (a bfloat16 mean/variance loses too much precision).
     """
 
     num_classes: int
     momentum: float = 0.9
     epsilon: float = 1e-5
     axis_name: str | None = None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array, labels: Array, *, train: bool) -> Array:
@@ -55,6 +62,7 @@ class ConditionalBatchNorm(nn.Module):
             use_scale=False,
             use_bias=False,
             axis_name=self.axis_name,
+            dtype=jnp.float32,
             name="bn",
         )(x)
         gamma = nn.Embed(
@@ -65,7 +73,7 @@ class ConditionalBatchNorm(nn.Module):
         )(labels)
         # Broadcast [B, C] over the spatial axes of [B, ..., C].
         bshape = (x.shape[0],) + (1,) * (x.ndim - 2) + (features,)
-        return h * gamma.reshape(bshape) + beta.reshape(bshape)
+        return (h * gamma.reshape(bshape) + beta.reshape(bshape)).astype(self.dtype)
 
 
 class SpectralNorm(nn.SpectralNorm):

@@ -22,11 +22,14 @@ Both follow the authors' PyTorch code (junyanz/pytorch-CycleGAN-and-pix2pix, ``m
 Normalisation: ``'batch'`` (pix2pix, as the paper; running statistics for evaluation) or ``'instance'``
 (CycleGAN; no affine parameters, as the reference code). With instance norm, convolutions have biases.
 Weights are N(0, 0.02) (the reference ``init_type='normal'``).
+
+``dtype`` is the layers' computation dtype (e.g. bfloat16); parameters stay float32, both norms compute
+their statistics in float32 (flax), and G's images and D's logits are float32.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import chex
 import flax.linen as nn
@@ -80,18 +83,21 @@ def default_patch_layers(resolution: int) -> int:
   return 2 if resolution >= 64 else 1
 
 
-def _norm(kind: NormKind, train: bool, axis_name: str | None, name: str) -> Callable[[Array], Array]:
+def _norm(kind: NormKind, train: bool, axis_name: str | None, name: str, dtype: Any = jnp.float32
+          ) -> Callable[[Array], Array]:
+  """BatchNorm (DCGAN init) or affine-free InstanceNorm; flax computes either's statistics in float32."""
   if kind == "batch":
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        scale_init=dcgan_normal(1.0, 0.02), axis_name=axis_name, name=name)
+                        scale_init=dcgan_normal(1.0, 0.02), dtype=dtype, axis_name=axis_name, name=name)
   if kind == "instance":
-    return nn.InstanceNorm(epsilon=1e-5, use_scale=False, use_bias=False, name=name)
+    return nn.InstanceNorm(epsilon=1e-5, use_scale=False, use_bias=False, dtype=dtype, name=name)
   raise ValueError(f"Unknown norm {kind!r}; valid: batch, instance")
 
 
-def _conv(features: int, kernel: int, stride: int, padding: int, use_bias: bool, name: str) -> nn.Conv:
+def _conv(features: int, kernel: int, stride: int, padding: int, use_bias: bool, name: str,
+          dtype: Any = jnp.float32) -> nn.Conv:
   return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((padding, padding),) * 2,
-                 use_bias=use_bias, kernel_init=dcgan_normal(), name=name)
+                 use_bias=use_bias, kernel_init=dcgan_normal(), dtype=dtype, name=name)
 
 
 class UNetGenerator(nn.Module):
@@ -103,6 +109,7 @@ class UNetGenerator(nn.Module):
   norm: NormKind = "batch"
   dropout_rate: float = 0.5
   axis_name: str | None = None  # BatchNorm cross-device axis
+  dtype: Any = jnp.float32  # computation dtype; params, norm statistics and images stay float32
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
@@ -119,21 +126,21 @@ class UNetGenerator(nn.Module):
     for i, c in enumerate(channels):
       if i > 0:
         h = nn.leaky_relu(h, 0.2)
-      h = _conv(c, 4, 2, 1, bias or i == 0 or i == levels - 1, f"down_{i}")(h)
+      h = _conv(c, 4, 2, 1, bias or i == 0 or i == levels - 1, f"down_{i}", self.dtype)(h)
       if 0 < i < levels - 1:
-        h = _norm(self.norm, train, self.axis_name, f"down_norm_{i}")(h)
+        h = _norm(self.norm, train, self.axis_name, f"down_norm_{i}", self.dtype)(h)
       skips.append(h)
     num_dropout = min(3, max(levels - 3, 0))
     for i in reversed(range(1, levels)):  # decoder layer i restores the size of encoder output i - 1
       inner = i == levels - 1
       h = nn.relu(h if inner else jnp.concatenate([h, skips[i]], axis=-1))
-      h = ConvTranspose2x(channels[i - 1], use_bias=bias, name=f"up_{i}")(h)
-      h = _norm(self.norm, train, self.axis_name, f"up_norm_{i}")(h)
+      h = ConvTranspose2x(channels[i - 1], use_bias=bias, dtype=self.dtype, name=f"up_{i}")(h)
+      h = _norm(self.norm, train, self.axis_name, f"up_norm_{i}", self.dtype)(h)
       if 1 <= levels - 1 - i <= num_dropout:
         h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     h = nn.relu(jnp.concatenate([h, skips[0]], axis=-1) if levels > 1 else h)
-    h = ConvTranspose2x(self.out_channels, use_bias=True, name="up_0")(h)
-    y = jnp.tanh(h)
+    h = ConvTranspose2x(self.out_channels, use_bias=True, dtype=self.dtype, name="up_0")(h)
+    y = jnp.tanh(h).astype(jnp.float32)
     chex.assert_shape(y, (batch, height, width, self.out_channels))
     return y
 
@@ -145,6 +152,7 @@ class PatchDiscriminator(nn.Module):
   n_layers: int = 3
   norm: NormKind = "batch"
   axis_name: str | None = None  # BatchNorm cross-device axis
+  dtype: Any = jnp.float32  # computation dtype; params, norm statistics and logits stay float32
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
@@ -154,13 +162,13 @@ class PatchDiscriminator(nn.Module):
     h = x
     for i, (kernel, stride) in enumerate(layers[:-1]):
       first = i == 0
-      h = _conv(self.ndf * min(2 ** i, 8), kernel, stride, 1, bias or first, f"conv_{i}")(h)
+      h = _conv(self.ndf * min(2 ** i, 8), kernel, stride, 1, bias or first, f"conv_{i}", self.dtype)(h)
       if not first:
-        h = _norm(self.norm, train, self.axis_name, f"norm_{i}")(h)
+        h = _norm(self.norm, train, self.axis_name, f"norm_{i}", self.dtype)(h)
       h = nn.leaky_relu(h, 0.2)
     kernel, stride = layers[-1]
-    h = _conv(1, kernel, stride, 1, True, "logits")(h)
-    return h[..., 0]
+    h = _conv(1, kernel, stride, 1, True, "logits", self.dtype)(h)
+    return h[..., 0].astype(jnp.float32)
 
 
 def conditional_input(condition: Array, image: Array) -> Array:

@@ -26,9 +26,14 @@ res   G                         D (spatial size after each block)
 The 64 variant is a constant-width extension, not SNGAN's channel-multiplier 64x64 model.
 Initialisers follow the reference code: Glorot-uniform with gain sqrt(2) for 3x3 convs of the blocks,
 Glorot-uniform (gain 1) elsewhere, zero biases.
+
+``dtype`` is the computation dtype of every layer (e.g. bfloat16); parameters, BatchNorm statistics and
+spectral norm's power iteration stay float32, and the outputs (images, logits) are float32.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import chex
 import flax.linen as nn
@@ -68,8 +73,8 @@ def _downsample(x: Array) -> Array:
     return nn.avg_pool(x, (2, 2), strides=(2, 2))
 
 
-def _conv(features: int, kernel: int, init: nn.initializers.Initializer, name: str) -> nn.Conv:
-    return nn.Conv(features, (kernel, kernel), padding="SAME", kernel_init=init, name=name)
+def _conv(features: int, kernel: int, init: nn.initializers.Initializer, name: str, dtype: Any) -> nn.Conv:
+    return nn.Conv(features, (kernel, kernel), padding="SAME", kernel_init=init, dtype=dtype, name=name)
 
 
 class _GBlock(nn.Module):
@@ -79,25 +84,26 @@ class _GBlock(nn.Module):
     num_classes: int | None
     bn_momentum: float
     axis_name: str | None = None
+    dtype: Any = jnp.float32
 
     def _bn(self, x: Array, labels: Array | None, train: bool, name: str) -> Array:
         if self.num_classes is None:
             return nn.BatchNorm(
                 use_running_average=not train, momentum=self.bn_momentum,
-                axis_name=self.axis_name, name=name
+                axis_name=self.axis_name, dtype=self.dtype, name=name
             )(x)
         return ConditionalBatchNorm(self.num_classes, momentum=self.bn_momentum,
-                                    axis_name=self.axis_name, name=name)(
+                                    axis_name=self.axis_name, dtype=self.dtype, name=name)(
             x, labels, train=train
         )
 
     @nn.compact
     def __call__(self, x: Array, labels: Array | None, *, train: bool) -> Array:
         h = nn.relu(self._bn(x, labels, train, "bn1"))
-        h = _conv(self.features, 3, _glorot_relu, "conv1")(_upsample(h))
+        h = _conv(self.features, 3, _glorot_relu, "conv1", self.dtype)(_upsample(h))
         h = nn.relu(self._bn(h, labels, train, "bn2"))
-        h = _conv(self.features, 3, _glorot_relu, "conv2")(h)
-        sc = _conv(self.features, 1, _glorot, "shortcut")(_upsample(x))
+        h = _conv(self.features, 3, _glorot_relu, "conv2", self.dtype)(h)
+        sc = _conv(self.features, 1, _glorot, "shortcut", self.dtype)(_upsample(x))
         return h + sc
 
 
@@ -115,6 +121,7 @@ class ResNetGenerator(nn.Module):
     num_classes: int | None = None
     bn_momentum: float = 0.9
     axis_name: str | None = None  # pmap axis: BatchNorm statistics over all devices' batches
+    dtype: Any = jnp.float32  # computation dtype; params, BatchNorm statistics and images stay float32
 
     @nn.compact
     def __call__(self, z: Array, labels: Array | None = None, *, train: bool) -> Array:
@@ -127,17 +134,17 @@ class ResNetGenerator(nn.Module):
         else:
             labels = None
         start, n_up = _G_LAYOUT[self.resolution]
-        h = nn.Dense(start * start * self.ch, kernel_init=_glorot, name="dense")(z)
+        h = nn.Dense(start * start * self.ch, kernel_init=_glorot, dtype=self.dtype, name="dense")(z)
         h = h.reshape(z.shape[0], start, start, self.ch)
         for i in range(n_up):
-            h = _GBlock(self.ch, self.num_classes, self.bn_momentum, self.axis_name,
+            h = _GBlock(self.ch, self.num_classes, self.bn_momentum, self.axis_name, self.dtype,
                         name=f"block{i}")(
                 h, labels, train=train
             )
         h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                         axis_name=self.axis_name, name="bn_out")(h)
-        h = _conv(self.channels, 3, _glorot, "conv_out")(nn.relu(h))
-        out = jnp.tanh(h)
+                         axis_name=self.axis_name, dtype=self.dtype, name="bn_out")(h)
+        h = _conv(self.channels, 3, _glorot, "conv_out", self.dtype)(nn.relu(h))
+        out = jnp.tanh(h).astype(jnp.float32)
         chex.assert_shape(out, (z.shape[0], self.resolution, self.resolution, self.channels))
         return out
 
@@ -155,10 +162,12 @@ class _DBlock(nn.Module):
     optimized: bool
     use_sn: bool
     sn_steps: int
+    dtype: Any = jnp.float32
 
     def _conv(self, train: bool, features: int, kernel: int, init, name: str):
         return spectral_norm(
-            _conv(features, kernel, init, name), enabled=self.use_sn, train=train, n_steps=self.sn_steps
+            _conv(features, kernel, init, name, self.dtype), enabled=self.use_sn, train=train,
+            n_steps=self.sn_steps
         )
 
     @nn.compact
@@ -194,6 +203,7 @@ class ResNetDiscriminator(nn.Module):
     num_classes: int | None = None
     spectral_norm: bool = True
     sn_power_iterations: int = 1
+    dtype: Any = jnp.float32  # computation dtype; params, spectral norm statistics and logits stay float32
 
     @nn.compact
     def __call__(self, x: Array, labels: Array | None = None, *, train: bool) -> Array:
@@ -209,13 +219,16 @@ class ResNetDiscriminator(nn.Module):
         h = x
         for i, (down, optimized) in enumerate(specs):
             h = _DBlock(
-                self.ch, down, optimized, self.spectral_norm, self.sn_power_iterations, name=f"block{i}"
+                self.ch, down, optimized, self.spectral_norm, self.sn_power_iterations, self.dtype,
+                name=f"block{i}"
             )(h, train=train)
         phi = jnp.sum(nn.relu(h), axis=(1, 2))  # global sum pooling -> [B, ch]
         sn = dict(enabled=self.spectral_norm, train=train, n_steps=self.sn_power_iterations)
-        logits = spectral_norm(nn.Dense(1, kernel_init=_glorot, name="dense"), **sn)(phi)[:, 0]
+        dense = nn.Dense(1, kernel_init=_glorot, dtype=self.dtype, name="dense")
+        logits = spectral_norm(dense, **sn)(phi)[:, 0]
         if self.num_classes is not None:
-            embed = nn.Embed(self.num_classes, self.ch, embedding_init=_glorot, name="embed")
+            embed = nn.Embed(self.num_classes, self.ch, embedding_init=_glorot, dtype=self.dtype,
+                             name="embed")
             logits = logits + jnp.sum(spectral_norm(embed, **sn)(labels) * phi, axis=-1)
         chex.assert_shape(logits, (batch,))
-        return logits
+        return logits.astype(jnp.float32)

@@ -25,6 +25,12 @@ transferred from the reference ``Generator``/``Discriminator`` both networks agr
 
 Style mixing (``mix_styles``) and truncation (``truncate``) are pure functions of w's. Noise uses the
 ``'noise'`` RNG stream (``rngs={'noise': key}``), or is off with ``noise=False``.
+
+``dtype`` (every module) is the computation dtype, e.g. bfloat16: convs, dense layers, FIR resampling,
+noise, biases and activations run in it, with the equalized-lr scale applied to the float32 weights
+before the cast. Parameters stay float32, and so do the parts that are statistics or feed the losses:
+the mapping input's normalisation, the demodulation coefficients, the minibatch standard deviation,
+and the outputs (w from ``map``, images, logits).
 """
 
 from __future__ import annotations
@@ -132,44 +138,47 @@ def down_conv(x: Array, kernel: Array) -> Array:
 
 
 class EqDense(nn.Module):
-  """Dense layer with equalized learning rate: y = x (W * lr_mul / sqrt(in)) + b * lr_mul."""
+  """Dense layer with equalized learning rate: y = x (W * lr_mul / sqrt(in)) + b * lr_mul, in ``dtype``."""
 
   features: int
   lr_mul: float = 1.0
   bias_init: float = 0.0
   use_bias: bool = True
+  dtype: Any = jnp.float32  # computation dtype (the scaled float32 weights are cast to it)
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     fan_in = x.shape[-1]
     w = self.param("kernel", nn.initializers.normal(1.0 / self.lr_mul), (fan_in, self.features))
-    y = x @ (w * (self.lr_mul / math.sqrt(fan_in)))
+    y = x.astype(self.dtype) @ (w * (self.lr_mul / math.sqrt(fan_in))).astype(self.dtype)
     if self.use_bias:
       b = self.param("bias", nn.initializers.constant(self.bias_init / self.lr_mul), (self.features,))
-      y = y + b * self.lr_mul
+      y = y + (b * self.lr_mul).astype(self.dtype)
     return y
 
 
 class EqConv(nn.Module):
   """Convolution with equalized learning rate: stride-1 'SAME', or with ``down`` a 3x3 conv fused with
-  2x FIR downsampling (``down_conv``)."""
+  2x FIR downsampling (``down_conv``), in ``dtype``."""
 
   features: int
   kernel_size: int = 3
   use_bias: bool = True
   down: bool = False
+  dtype: Any = jnp.float32  # computation dtype (the scaled float32 kernel is cast to it)
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     k, cin = self.kernel_size, x.shape[-1]
     w = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
-    w = w * (1.0 / math.sqrt(k * k * cin))
+    w = (w * (1.0 / math.sqrt(k * k * cin))).astype(self.dtype)
+    x = x.astype(self.dtype)
     if self.down:
       y = down_conv(x, w)
     else:
       y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DN)
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+      y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,)).astype(self.dtype)
     return y
 
 
@@ -181,23 +190,26 @@ class ModulatedConv(nn.Module):
   kernel_size: int = 3
   demodulate: bool = True
   up: bool = False
+  dtype: Any = jnp.float32  # computation dtype of the modulation and the conv (demodulation: float32)
 
   @nn.compact
   def __call__(self, x: Array, w: Array) -> Array:
     chex.assert_rank([x, w], [4, 2])
     k, cin = self.kernel_size, x.shape[-1]
-    styles = EqDense(cin, bias_init=1.0, name="affine")(w)  # [B, I]
+    styles = EqDense(cin, bias_init=1.0, dtype=self.dtype, name="affine")(w)  # [B, I]
     kernel = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
     kernel = kernel * (1.0 / math.sqrt(k * k * cin))
-    x = x * styles[:, None, None, :]
+    x = x.astype(self.dtype) * styles[:, None, None, :]
     if self.up:
-      y = up_conv(x, kernel)
+      y = up_conv(x, kernel.astype(self.dtype))
     else:
-      y = lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN)
+      y = lax.conv_general_dilated(x, kernel.astype(self.dtype), (1, 1), "SAME", dimension_numbers=_DN)
     if self.demodulate:
-      # sum_{k, i} (W[k, i, o] s_i)^2 = (s^2) @ sum_k W[k, i, o]^2  -> [B, O]
-      dcoefs = lax.rsqrt(jnp.square(styles) @ jnp.sum(jnp.square(kernel), axis=(0, 1)) + 1e-8)
-      y = y * dcoefs[:, None, None, :]
+      # sum_{k, i} (W[k, i, o] s_i)^2 = (s^2) @ sum_k W[k, i, o]^2  -> [B, O], in float32: a sum of
+      # squares over k * k * I terms and an rsqrt, which bfloat16's 8-bit mantissa would blur.
+      s2 = jnp.square(styles.astype(jnp.float32))
+      dcoefs = lax.rsqrt(s2 @ jnp.sum(jnp.square(kernel), axis=(0, 1)) + 1e-8)
+      y = y * dcoefs.astype(self.dtype)[:, None, None, :]
     return y
 
 
@@ -206,25 +218,29 @@ class StyleLayer(nn.Module):
 
   features: int
   up: bool = False
+  dtype: Any = jnp.float32  # computation dtype
 
   @nn.compact
   def __call__(self, x: Array, w: Array, noise: bool) -> Array:
-    y = ModulatedConv(self.features, up=self.up, name="conv")(x, w)
-    strength = self.param("noise_strength", nn.initializers.zeros_init(), ())
+    y = ModulatedConv(self.features, up=self.up, dtype=self.dtype, name="conv")(x, w)
+    strength = self.param("noise_strength", nn.initializers.zeros_init(), ()).astype(self.dtype)
     if noise:
-      y = y + strength * jax.random.normal(self.make_rng("noise"), y.shape[:3] + (1,), y.dtype)
-    return lrelu(y + self.param("bias", nn.initializers.zeros_init(), (self.features,)))
+      # Drawn in float32 then cast: the same noise images whatever the compute dtype.
+      n = jax.random.normal(self.make_rng("noise"), y.shape[:3] + (1,), jnp.float32)
+      y = y + strength * n.astype(self.dtype)
+    return lrelu(y + self.param("bias", nn.initializers.zeros_init(), (self.features,)).astype(self.dtype))
 
 
 class ToRGB(nn.Module):
   """Modulated 1x1 conv to image channels, no demodulation, + bias."""
 
   channels: int
+  dtype: Any = jnp.float32  # computation dtype
 
   @nn.compact
   def __call__(self, x: Array, w: Array) -> Array:
-    y = ModulatedConv(self.channels, kernel_size=1, demodulate=False, name="conv")(x, w)
-    return y + self.param("bias", nn.initializers.zeros_init(), (self.channels,))
+    y = ModulatedConv(self.channels, kernel_size=1, demodulate=False, dtype=self.dtype, name="conv")(x, w)
+    return y + self.param("bias", nn.initializers.zeros_init(), (self.channels,)).astype(self.dtype)
 
 
 # --- networks ---------------------------------------------------------------------------------------
@@ -236,19 +252,24 @@ def num_ws(resolution: int) -> int:
 
 
 class MappingNetwork(nn.Module):
-  """z [B, Z] -> w [B, W]: 2nd-moment normalisation, ``num_layers`` dense+lReLU at lr multiplier."""
+  """z [B, Z] -> w [B, W]: 2nd-moment normalisation, ``num_layers`` dense+lReLU at lr multiplier.
+
+  The normalisation runs in float32, the dense layers in ``dtype``; w is returned in float32 (the
+  recipe averages it and truncation/mixing interpolate it)."""
 
   w_dim: int = 128
   num_layers: int = 8
   lr_mul: float = 0.01
+  dtype: Any = jnp.float32  # computation dtype of the dense layers
 
   @nn.compact
   def __call__(self, z: Array) -> Array:
     chex.assert_rank(z, 2)
+    z = z.astype(jnp.float32)
     x = z * lax.rsqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)
     for i in range(self.num_layers):
-      x = lrelu(EqDense(self.w_dim, lr_mul=self.lr_mul, name=f"fc{i}")(x))
-    return x
+      x = lrelu(EqDense(self.w_dim, lr_mul=self.lr_mul, dtype=self.dtype, name=f"fc{i}")(x))
+    return x.astype(jnp.float32)
 
 
 class SynthesisNetwork(nn.Module):
@@ -257,22 +278,23 @@ class SynthesisNetwork(nn.Module):
   resolution: int = 32
   channels: int = 1
   width: int = 32
+  dtype: Any = jnp.float32  # computation dtype; params and the images stay float32
 
   @nn.compact
   def __call__(self, ws: Array, *, noise: bool = True) -> Array:
     start, levels = resolution_plan(self.resolution)
     chex.assert_shape(ws, (None, 2 * levels + 2, None))
-    batch = ws.shape[0]
-    const = self.param("const", nn.initializers.normal(1.0), (start, start, self.width))
+    batch, dt = ws.shape[0], self.dtype
+    const = self.param("const", nn.initializers.normal(1.0), (start, start, self.width)).astype(dt)
     x = jnp.broadcast_to(const, (batch,) + const.shape)
-    x = StyleLayer(self.width, name="conv0")(x, ws[:, 0], noise)
-    img = ToRGB(self.channels, name="torgb0")(x, ws[:, 1])
+    x = StyleLayer(self.width, dtype=dt, name="conv0")(x, ws[:, 0], noise)
+    img = ToRGB(self.channels, dtype=dt, name="torgb0")(x, ws[:, 1])
     for level in range(1, levels + 1):
-      x = StyleLayer(self.width, up=True, name=f"conv{level}_up")(x, ws[:, 2 * level - 1], noise)
-      x = StyleLayer(self.width, name=f"conv{level}")(x, ws[:, 2 * level], noise)
-      img = upsample_2x(img) + ToRGB(self.channels, name=f"torgb{level}")(x, ws[:, 2 * level + 1])
+      x = StyleLayer(self.width, up=True, dtype=dt, name=f"conv{level}_up")(x, ws[:, 2 * level - 1], noise)
+      x = StyleLayer(self.width, dtype=dt, name=f"conv{level}")(x, ws[:, 2 * level], noise)
+      img = upsample_2x(img) + ToRGB(self.channels, dtype=dt, name=f"torgb{level}")(x, ws[:, 2 * level + 1])
     chex.assert_shape(img, (batch, self.resolution, self.resolution, self.channels))
-    return img
+    return img.astype(jnp.float32)
 
 
 class StyleGenerator(nn.Module):
@@ -285,10 +307,11 @@ class StyleGenerator(nn.Module):
   w_dim: int = 128
   mapping_layers: int = 8
   mapping_lr_mul: float = 0.01
+  dtype: Any = jnp.float32  # computation dtype of both halves; params, w and images stay float32
 
   def setup(self):
-    self.mapping = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mul)
-    self.synthesis = SynthesisNetwork(self.resolution, self.channels, self.width)
+    self.mapping = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mul, dtype=self.dtype)
+    self.synthesis = SynthesisNetwork(self.resolution, self.channels, self.width, dtype=self.dtype)
 
   def map(self, z: Array) -> Array:
     return self.mapping(z)
@@ -303,13 +326,15 @@ class StyleGenerator(nn.Module):
 
 
 def minibatch_stddev(x: Array, group_size: int = 4) -> Array:
-  """Appends one channel: the mean over features of the std over each group of examples (ProGAN)."""
+  """Appends one channel: the mean over features of the std over each group of examples (ProGAN).
+
+  The statistic is computed in float32 and appended in ``x``'s dtype."""
   b, h, w, c = x.shape
   g = math.gcd(min(group_size, b), b)
-  y = x.reshape(g, b // g, h, w, c)
+  y = x.astype(jnp.float32).reshape(g, b // g, h, w, c)
   y = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)  # [B/g, H, W, C]
   y = jnp.mean(y, axis=(1, 2, 3))  # [B/g]
-  y = jnp.tile(y, g)[:, None, None, None]  # example j of a group sits at j * (B/g) + m
+  y = jnp.tile(y, g)[:, None, None, None].astype(x.dtype)  # example j of a group sits at j * (B/g) + m
   return jnp.concatenate([x, jnp.broadcast_to(y, (b, h, w, 1))], axis=-1)
 
 
@@ -319,22 +344,24 @@ class StyleDiscriminator(nn.Module):
   resolution: int = 32
   width: int = 32
   mbstd_group: int = 4
+  dtype: Any = jnp.float32  # computation dtype; params and the logits stay float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     chex.assert_rank(x, 4)
     start, levels = resolution_plan(self.resolution)
-    h = lrelu(EqConv(self.width, 1, name="fromrgb")(x))
+    dt = self.dtype
+    h = lrelu(EqConv(self.width, 1, dtype=dt, name="fromrgb")(x))
     for level in range(levels):
-      y = lrelu(EqConv(self.width, name=f"block{level}_conv0")(h))
-      y = lrelu(EqConv(self.width, down=True, name=f"block{level}_conv1")(y))
-      skip = EqConv(self.width, 1, use_bias=False, name=f"block{level}_skip")(downsample_2x(h))
+      y = lrelu(EqConv(self.width, dtype=dt, name=f"block{level}_conv0")(h))
+      y = lrelu(EqConv(self.width, down=True, dtype=dt, name=f"block{level}_conv1")(y))
+      skip = EqConv(self.width, 1, use_bias=False, dtype=dt, name=f"block{level}_skip")(downsample_2x(h))
       h = (y + skip) / SQRT2
     chex.assert_shape(h, (x.shape[0], start, start, self.width))
     h = minibatch_stddev(h, self.mbstd_group)
-    h = lrelu(EqConv(self.width, name="epilogue_conv")(h)).reshape(x.shape[0], -1)
-    h = lrelu(EqDense(self.width, name="epilogue_fc")(h))
-    return EqDense(1, name="out")(h)[:, 0]
+    h = lrelu(EqConv(self.width, dtype=dt, name="epilogue_conv")(h)).reshape(x.shape[0], -1)
+    h = lrelu(EqDense(self.width, dtype=dt, name="epilogue_fc")(h))
+    return EqDense(1, dtype=dt, name="out")(h)[:, 0].astype(jnp.float32)
 
 
 # --- style mixing and truncation --------------------------------------------------------------------

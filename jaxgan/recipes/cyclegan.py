@@ -126,9 +126,10 @@ def create_state(config: Config, source: TranslationBatches, axis_name: str | No
   blocks = default_blocks(config.resolution)
   if a_shape != b_shape:  # one module (shared apply) for both directions
     raise ValueError(f"cyclegan needs A and B images of the same shape (got {a_shape}, {b_shape})")
-  generator = ResNetGenerator(out_channels=b_shape[-1], ngf=config.width, n_blocks=blocks)
+  dtype = p2p.compute_dtype(config)  # --precision: the layers' computation dtype (params stay float32)
+  generator = ResNetGenerator(out_channels=b_shape[-1], ngf=config.width, n_blocks=blocks, dtype=dtype)
   discriminator = PatchDiscriminator(ndf=config.width, n_layers=default_patch_layers(config.resolution),
-                                     norm="instance")
+                                     norm="instance", dtype=dtype)
   key = jax.random.PRNGKey(config.seed)
   keys = jax.random.split(jax.random.fold_in(key, KEY_INIT), 4)
   a, b = jnp.zeros((1,) + a_shape), jnp.zeros((1,) + b_shape)

@@ -37,7 +37,7 @@ from jaxgan.config import Config, ConfigError
 from jaxgan.data.batches import BatchSource
 from jaxgan.models import infogan as models
 from jaxgan.objectives import get_objective
-from jaxgan.recipes.gan import make_image_source
+from jaxgan.recipes.gan import COMPUTE_DTYPES, make_image_source
 from jaxgan.regularizers import ema_update
 from jaxgan.state import KEY_D, KEY_G, KEY_SAMPLES, GANState, make_optimizer, player_key
 
@@ -97,12 +97,13 @@ def make_source(config: Config, *, shard_index: int = 0, shard_count: int = 1) -
 
 
 def build_models(config: Config, channels: int, axis_name: str | None = None):
-  """(G, D with Q head) of a resolved config."""
+  """(G, D with Q head) of a resolved config, computing in ``--precision``."""
+  dtype = COMPUTE_DTYPES[config.precision]
   return (models.InfoGANGenerator(resolution=config.resolution, channels=channels, width=config.width,
-                                  axis_name=axis_name),
+                                  axis_name=axis_name, dtype=dtype),
           models.InfoGANDiscriminator(num_categories=config.num_categories,
                                       num_continuous=config.num_continuous, width=config.width,
-                                      axis_name=axis_name))
+                                      axis_name=axis_name, dtype=dtype))
 
 
 def create_state(config: Config, source: BatchSource, axis_name: str | None = None) -> GANState:

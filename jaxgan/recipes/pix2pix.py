@@ -129,12 +129,22 @@ class Pix2PixState:
   d_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
 
+def compute_dtype(config: Config) -> jnp.dtype:
+  """The layers' computation dtype of ``--precision`` (float32 or bfloat16; validated by Config).
+
+  Looked up by name rather than through ``jaxgan.recipes.gan.COMPUTE_DTYPES`` so that the translation
+  recipes do not import the GAN recipe."""
+  return jnp.dtype(config.precision)
+
+
 def build_models(config: Config, source: TranslationBatches, axis_name: str | None
                  ) -> tuple[UNetGenerator, PatchDiscriminator]:
+  """U-Net G and PatchGAN D of a resolved config, computing in ``--precision``."""
+  dtype = compute_dtype(config)
   generator = UNetGenerator(out_channels=source.example_shape[-1], ngf=config.width, norm="batch",
-                            axis_name=axis_name)
+                            axis_name=axis_name, dtype=dtype)
   discriminator = PatchDiscriminator(ndf=config.width, n_layers=default_patch_layers(config.resolution),
-                                     norm="batch", axis_name=axis_name)
+                                     norm="batch", axis_name=axis_name, dtype=dtype)
   return generator, discriminator
 
 

@@ -38,7 +38,7 @@ from jaxgan.config import Config, ConfigError
 from jaxgan.data.batches import BatchSource
 from jaxgan.models import stylegan as models
 from jaxgan.objectives import get_objective
-from jaxgan.recipes.gan import make_image_source
+from jaxgan.recipes.gan import COMPUTE_DTYPES, make_image_source
 from jaxgan.state import KEY_D, KEY_G, KEY_INIT, KEY_SAMPLES, make_optimizer, player_key
 
 Array = jax.Array
@@ -124,10 +124,12 @@ def make_source(config: Config, *, shard_index: int = 0, shard_count: int = 1) -
 
 
 def build_models(config: Config, channels: int) -> tuple[models.StyleGenerator, models.StyleDiscriminator]:
+  """G and D of a resolved config, computing in ``--precision`` (params stay float32)."""
+  dtype = COMPUTE_DTYPES[config.precision]
   return (models.StyleGenerator(resolution=config.resolution, channels=channels, width=config.width,
                                 w_dim=config.latent_dim, mapping_layers=MAPPING_LAYERS,
-                                mapping_lr_mul=MAPPING_LR_MUL),
-          models.StyleDiscriminator(resolution=config.resolution, width=config.width))
+                                mapping_lr_mul=MAPPING_LR_MUL, dtype=dtype),
+          models.StyleDiscriminator(resolution=config.resolution, width=config.width, dtype=dtype))
 
 
 def create_state(config: Config, source: BatchSource, axis_name: str | None = None) -> StyleGANState:
