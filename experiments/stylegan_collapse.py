@@ -1,7 +1,7 @@
 """StyleGAN mode-collapse probe: trains the stylegan recipe with one change and prints how diverse G stays.
 
 The open problem of ``--arch=stylegan`` on MNIST is mode collapse (``docs/samples/README.md``). This
-script is the diagnosis tool behind the session-6 rows there: it trains ``jaxgan.recipes.stylegan``'s own
+script is the diagnosis tool behind the 2026-12-02 rows there: it trains ``jaxgan.recipes.stylegan``'s own
 ``train_step`` (defaults of the recipe, any ``--set`` override of the run config) with one intervention,
 and every ``--every`` steps prints, for the raw and the EMA generator on 512 fixed latents:
 

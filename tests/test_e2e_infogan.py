@@ -4,7 +4,7 @@ On the embedded digits (offline), a short run at half width must reach a Q accur
 chance (0.1), and on raw MNIST (skipped when /work/shared/data/mnist is absent) with a classifier
 trained in the test, the Hungarian accuracy of c1 vs the classifier's labels must beat chance clearly:
 3x the same metric on independent codes and labels (~0.12 for 2000 samples, computed in the test).
-Measured spread at 700 steps (session 5, ``launch.py --steps=700 --num_eval_samples=2000``): seeds 0 / 1 /
+Measured spread at 700 steps (2026-12-02, Intel 2-core, ``launch.py --steps=700 --num_eval_samples=2000``): seeds 0 / 1 /
 2 gave 0.44 / 0.61 / 0.52, so a fixed 0.5 floor failed on seed-to-seed variation, not on a regression.
 """
 

@@ -28,6 +28,9 @@ from jaxgan.config import BF16_ARCHS, Config
 from jaxgan.models.pix2pix import conditional_input
 
 ARCHS = ("dcgan", "resnet", "infogan", "stylegan", "pix2pix", "cyclegan")
+# Compiling both precisions' steps of these takes 25-45 s on 2 cores: they run in the slow pass.
+_SLOW = ("resnet", "stylegan", "cyclegan")
+PARAMS = [pytest.param(a, marks=pytest.mark.slow) if a in _SLOW else a for a in ARCHS]
 STEPS = 3
 # Tiny networks and batches: the cost is compiling each architecture's step once per precision.
 OVERRIDES: dict[str, dict[str, Any]] = {
@@ -154,7 +157,7 @@ def test_every_convolutional_architecture_accepts_bfloat16():
   assert set(ARCHS) <= set(BF16_ARCHS) and "mlp" not in BF16_ARCHS
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", PARAMS)
 def test_bfloat16_keeps_float32_state_and_outputs(arch):
   runs = _runs(arch)
   bf16 = runs["bfloat16"]
@@ -193,7 +196,7 @@ CONTROL_SLACK = 0.15
 MIN_DEVIATION = 1e-3
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", PARAMS)
 def test_bfloat16_training_tracks_float32(arch):
   runs = _runs(arch)
   for player in ("g_params", "d_params"):
