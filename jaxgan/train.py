@@ -192,6 +192,7 @@ def train(config: Config) -> dict[str, Any]:
   # Several processes save and restore host (numpy) copies: orbax writes those once, from process 0.
   as_saved = jax.device_get if jax.process_count() > 1 else (lambda s: s)
   restored = checkpointer.restore_latest(as_saved(state))
+  ckpt_step = 0  # rows of metrics.jsonl after this step are from an interrupted attempt
   if restored is not None:
     ckpt_step, state, meta = restored
     source.set_state(meta["data"])
@@ -203,7 +204,7 @@ def train(config: Config) -> dict[str, Any]:
     host_state = parallel.unreplicate
   else:
     host_state = lambda s: s  # noqa: E731
-  writer = RunWriter(workdir, enabled=is_writer)
+  writer = RunWriter(workdir, enabled=is_writer, resume_step=ckpt_step)
   background = BackgroundWork()
 
   def write_samples(snapshot: Any, step: int) -> None:

@@ -19,13 +19,18 @@ from tensorboardX import SummaryWriter
 class RunWriter:
   """Appends scalars to ``<workdir>/metrics.jsonl`` and ``<workdir>/tb``; images to TensorBoard only."""
 
-  def __init__(self, workdir: str, *, enabled: bool = True):
+  def __init__(self, workdir: str, *, enabled: bool = True, resume_step: int | None = None):
+    """``resume_step``: the step a run restarts from; rows after it (written before an interruption,
+    and about to be written again) are dropped from ``metrics.jsonl`` so each step appears once."""
     self._enabled = enabled
     self._jsonl = None
     self._tb = None
     if enabled:
       os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+      path = os.path.join(workdir, "metrics.jsonl")
+      if resume_step is not None:
+        drop_rows_after(path, resume_step)
+      self._jsonl = open(path, "a", encoding="utf-8")
       self._tb = SummaryWriter(os.path.join(workdir, "tb"))
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
@@ -53,6 +58,33 @@ class RunWriter:
     if self._enabled:
       self._jsonl.close()
       self._tb.close()
+
+
+def drop_rows_after(path: str, step: int) -> int:
+  """Rewrites the metrics file ``path`` without rows whose step exceeds ``step``; returns how many went.
+
+  Unparseable lines (a row cut off by a kill) are dropped too. The file is replaced atomically.
+  """
+  if not os.path.exists(path):
+    return 0
+  kept, dropped = [], 0
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      try:
+        row_step = int(json.loads(line)["step"])
+      except (ValueError, KeyError, TypeError):
+        dropped += 1
+        continue
+      if row_step <= step:
+        kept.append(line if line.endswith("\n") else line + "\n")
+      else:
+        dropped += 1
+  if dropped:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.writelines(kept)
+    os.replace(tmp, path)
+  return dropped
 
 
 class BackgroundWork:

@@ -45,3 +45,6 @@ def test_sigkill_then_restart_ends_with_the_uninterrupted_params(tmp_path, steps
   resumed = json.loads((tmp_path / "killed" / "eval.json").read_text())
   uninterrupted = json.loads((tmp_path / "full" / "eval.json").read_text())
   assert resumed["g_params_sha256"] == uninterrupted["g_params_sha256"]
+  # Each logged step once: the rows an interrupted attempt wrote after its last checkpoint are replaced.
+  rows = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in rows if "d_loss" in r] == list(range(100, 3001, 100))
