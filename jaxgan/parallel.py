@@ -62,7 +62,9 @@ def replicate(tree: Any, devices: Sequence[jax.Device]) -> Any:
 def unreplicate(tree: Any) -> Any:
   """This process's first device copy of a replicated tree (all copies are equal after pmean)."""
   def first(x):
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    # The first device's own buffer: indexing the sharded array (x[0]) would compile a program over
+    # every device for each leaf.
+    if isinstance(x, jax.Array) and len(x.addressable_shards) > 1:
       return x.addressable_shards[0].data[0]
     return x[0]
   return jax.tree_util.tree_map(first, tree)
