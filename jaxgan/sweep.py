@@ -39,8 +39,11 @@ likewise. Groups run one after another.
 
 Toy (``--arch=mlp``) groups sample their data on the device per member, keyed by each member's seed
 exactly as ``jaxgan.train`` does, and run ``gcd(log_every, eval_every, steps)`` steps per dispatch
-(a ``lax.scan``). Image datasets fall back to sequential ``jaxgan.train.train`` per run (full
-single-run behaviour, resume included).
+(a ``lax.scan``). DCGAN/ResNet groups on a device-resident dataset (``train_image_group``) hold the
+dataset once and gather each member's batches with its own seed's key, ``steps_per_call`` steps per
+dispatch; a group too large for the device's memory is split in halves. Other image runs (other
+architectures, Stacked MNIST, streamed datasets) fall back to sequential ``jaxgan.train.train`` per run
+(full single-run behaviour, resume included).
 
 Outputs
 -------
@@ -231,7 +234,8 @@ def group_key(config: Config) -> tuple[tuple[str, Any], ...]:
 
 
 def group_runs(runs: Sequence[Run]) -> list[list[Run]]:
-  """Runs grouped by ``group_key``, groups and members in sweep order. Image runs stay alone."""
+  """Runs grouped by ``group_key``, groups and members in sweep order; image runs that cannot be
+  vmapped (see ``_vmappable_image_run``) stay alone."""
   groups: dict[Any, list[Run]] = {}
   for i, run in enumerate(runs):
     grouped = run.config.is_toy or _vmappable_image_run(run.config)
@@ -391,7 +395,7 @@ def train_toy_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
   real = np.asarray(toy.sample(jax.random.PRNGKey(0), 1000))
   length = math.gcd(c0.log_every, c0.eval_every, c0.steps)
   batch_fn = sources[0].batch_fn  # the same for every member but for the key in the data
-  data = {"key": jnp.stack([s.device_data["key"] for s in sources])}
+  data = {"key": jnp.stack([jnp.asarray(s.device_data["key"]) for s in sources])}
   train_chunk = make_group_steps(sconfig, batch_fn, length, shared=())
   start = time.perf_counter()
   train_chunk = train_chunk.lower(states, data).compile()
@@ -484,7 +488,7 @@ def _memory_need(compiled: Any) -> tuple[int, int] | None:
   return int(need), int(limit)
 
 
-def train_image_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
+def train_image_group(runs: Sequence[Run], source: Any = None) -> list[dict[str, Any]]:
   """Trains image runs of one group as one vmapped program on a dataset held once on the device.
 
   Every member gathers its own batches (keyed by its seed, exactly as a single run does) from the shared
@@ -495,7 +499,7 @@ def train_image_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
   configs = [r.config.with_backend(jax.default_backend()) for r in runs]
   c0 = configs[0]
-  source = gan_recipe.make_source(c0)
+  source = source if source is not None else gan_recipe.make_source(c0)  # halves share the parent's
   if getattr(source, "batch_fn", None) is None:
     logging.info("Sweep: %s does not fit on the device; its %d runs train one after another.",
                  c0.dataset, len(runs))
@@ -505,8 +509,8 @@ def train_image_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
                                                objectives.index(c.objective)) for c in configs])
   sconfig = group_step_config(configs, source.num_classes)
   shared = tuple(k for k in source.device_data if k != "key")
-  data = {**{k: source.device_data[k] for k in shared},
-          "key": jnp.stack([data_key(c.seed) for c in configs])}
+  data = jax.device_put({**{k: source.device_data[k] for k in shared},
+                         "key": jnp.stack([data_key(c.seed) for c in configs])})
   compiled: dict[int, Any] = {}
 
   def program(length: int) -> Any:
@@ -524,7 +528,7 @@ def train_image_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
                     "groups of %d and %d.", len(runs), memory[0] / 2**30, memory[1] / 2**30, half,
                     len(runs) - half)
     del states, data, compiled, first
-    return train_image_group(runs[:half]) + train_image_group(runs[half:])
+    return train_image_group(runs[:half], source) + train_image_group(runs[half:], source)
   logging.info("Sweep group of %d runs (%s/%s on %s, %d steps, %d per dispatch) compiled in %.1fs",
                len(runs), c0.objective, c0.arch, c0.dataset, c0.steps, c0.steps_per_call,
                time.perf_counter() - start)

@@ -170,7 +170,8 @@ def train(config: Config) -> dict[str, Any]:
   The architecture's recipe (``jaxgan.recipes``) supplies data, state, step, samples and metrics; this
   loop owns what every run shares: devices, logging, checkpoints, resume, non-finite checks and signals.
   With several local devices the step is pmapped (``jaxgan.parallel``); with several processes
-  (``jax.distributed``) each reads its own shard of the data and only process 0 writes files.
+  (``jax.distributed``) each holds a device-resident dataset whole (devices gather their slices of the
+  global batch) or reads its own shard of a streamed one, and only process 0 writes files.
   """
   config = config.resolve().with_backend(jax.default_backend())
   recipe = config.recipe
@@ -229,12 +230,13 @@ def train(config: Config) -> dict[str, Any]:
       raise NonFiniteError(f"The training state is not finite at step {step}; the last good checkpoint "
                            f"({checkpointer.all_steps()[-1:] or 'none'}) is kept. Lower the learning "
                            f"rates or add a regularizer (e.g. --gp_weight).")
+    background.wait()  # the rows up to this step are on disk before a checkpoint says the step is done
     checkpointer.save(step, as_saved(_snapshot(current)), {"data": source.get_state()}, blocking=False)
 
   def finish() -> None:
     """Waits for background writes and checkpoints (re-raising their errors) and closes the outputs."""
     try:
-      background.wait()
+      background.shutdown()
     finally:
       writer.close()
       checkpointer.close()
@@ -290,16 +292,19 @@ def train(config: Config) -> dict[str, Any]:
     raise
 
   # --- end of run: final samples, checkpoint, eval.json -------------------------------------------
-  save_samples(step)
-  save_checkpoint(step)
-  background.wait()
-  final = host_state(state)
-  result: dict[str, Any] = {"step": step, "num_samples": config.num_eval_samples,
-                            "g_params_sha256": evaluate.params_sha256(final.g_params)}
-  result.update(recipe.evaluate(final, config, source))
-  if is_writer:
-    with open(os.path.join(workdir, "eval.json"), "w", encoding="utf-8") as f:
-      json.dump(result, f, indent=2, sort_keys=True)
-  finish()
+  try:
+    save_samples(step)
+    save_checkpoint(step)
+    background.wait()
+    checkpointer.wait()  # the final checkpoint is on disk before eval.json says the run is finished
+    final = host_state(state)
+    result: dict[str, Any] = {"step": step, "num_samples": config.num_eval_samples,
+                              "g_params_sha256": evaluate.params_sha256(final.g_params)}
+    result.update(recipe.evaluate(final, config, source))
+    if is_writer:
+      with open(os.path.join(workdir, "eval.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2, sort_keys=True)
+  finally:
+    finish()
   logging.info("Finished: %s", result)
   return result

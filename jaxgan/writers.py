@@ -111,5 +111,13 @@ class BackgroundWork:
 
   def wait(self) -> None:
     pending, self._pending = self._pending, []
+    concurrent.futures.wait(pending)  # all of it, then the first error (later work may need the files)
     for future in pending:
       future.result()
+
+  def shutdown(self) -> None:
+    """Waits for the work submitted so far (errors re-raised) and stops the thread."""
+    try:
+      self.wait()
+    finally:
+      self._pool.shutdown(wait=True)

@@ -138,6 +138,8 @@ class ImageBatches:
     del step  # the iterator's own position decides
     if self._prefetch < 1:
       return self._read_one()
+    if self._stop:
+      raise RuntimeError("This ImageBatches was closed; call set_state(get_state()) to continue reading")
     if self._thread is None:
       self._thread = threading.Thread(target=self._fill, name="jaxgan-prefetch", daemon=True)
       self._thread.start()

@@ -98,7 +98,8 @@ def gather_batch(data: Mapping[str, Array], step: Array, *, streams: Streams,
 class DeviceBatches:
   """A batch source whose whole dataset lives on the device (see the module docstring).
 
-  ``device_data`` is the pytree the loop passes into the jitted step (replicated under pmap);
+  ``device_data`` is the (host) pytree the loop places on the device(s) once and passes into the jitted
+  step;
   ``batch_fn(device_data, step, axis_name)`` gathers a step's batches inside it. ``next(step)`` gives
   the same batch outside a step (tests, evaluation, the one-step-per-call loop of host sources).
   """
@@ -123,8 +124,11 @@ class DeviceBatches:
     self._draws = draws_per_step
     self.num_classes = num_classes
     self.example_shape = tuple(example_shape)
-    self.device_data: dict[str, Any] = {"key": data_key(seed),
-                                        **{k: jnp.asarray(v) for k, v in arrays.items()}}
+    # Host arrays: the loop places them once (one device, or replicated under pmap), so no device holds
+    # a second copy; ``next`` keeps its own device copy, made on first use.
+    self.device_data: dict[str, Any] = {"key": np.asarray(data_key(seed)),
+                                        **{k: np.asarray(v) for k, v in arrays.items()}}
+    self._placed: dict[str, Any] | None = None
     self.keys = tuple(n for _, names in self._streams.groups for n in names)
 
   @property
@@ -137,7 +141,9 @@ class DeviceBatches:
                         batch_size=self._batch_size, draws_per_step=self._draws, axis_name=axis_name)
 
   def next(self, step: int) -> Batch:
-    return self.batch_fn(self.device_data, jnp.int32(step))
+    if self._placed is None:
+      self._placed = jax.device_put(self.device_data)
+    return self.batch_fn(self._placed, jnp.int32(step))
 
   def get_state(self) -> dict[str, Any]:
     return {}  # a function of (seed, step) alone
