@@ -32,6 +32,7 @@ import optax
 from jax import lax
 
 from jaxgan import regularizers
+from jaxgan.data.device import device_slice
 from jaxgan.objectives import get_objective
 from jaxgan.state import KEY_D, KEY_G, GANState, player_key
 
@@ -98,9 +99,8 @@ def _draw_global(sample: Callable[[Array, tuple[int, ...]], Array], key: Array,
   """Draws this device's slice of a global random batch (so results do not depend on device count)."""
   if axis_name is None:
     return sample(key, local_shape)
-  n, i = lax.axis_size(axis_name), lax.axis_index(axis_name)
-  full = sample(key, (n * local_shape[0],) + tuple(local_shape[1:]))
-  return lax.dynamic_slice_in_dim(full, i * local_shape[0], local_shape[0])
+  full = sample(key, (lax.axis_size(axis_name) * local_shape[0],) + tuple(local_shape[1:]))
+  return device_slice(full, 0, axis_name)
 
 
 def _normal(key, shape):

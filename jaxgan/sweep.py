@@ -429,21 +429,13 @@ def train_toy_group(runs: Sequence[Run]) -> list[dict[str, Any]]:
       results.append(metrics)
     return results
 
-  step = 0
-  last_time = time.perf_counter()
-  last_step = 0
-  while step < c0.steps:
+  def run_chunk(length: int) -> Any:
+    nonlocal states
+    del length  # always `length`: it divides the run's steps
     states, metrics = train_chunk(states, data)
-    step += length
-    if step % c0.log_every == 0 or step == c0.steps:
-      now = time.perf_counter()
-      rate = (step - last_step) / max(now - last_time, 1e-9)
-      last_time, last_step = now, step
-      # Through the writer thread, so each run's rows stay in step order with its eval rows.
-      background.submit(_write_member_rows, runs, writers, own, jax.device_get(metrics), rate, step,
-                        diverged)
-    if step % c0.eval_every == 0 and step < c0.steps:
-      save_samples(step)
+    return metrics
+
+  step = _group_loop(runs, writers, own, length, run_chunk, save_samples, background, diverged)
 
   # --- end of run: final samples, checkpoint, eval.json (as train.train) ----------------------------
   final_metrics = save_samples(step)
@@ -554,20 +546,13 @@ def train_image_group(runs: Sequence[Run], source: Any = None) -> list[dict[str,
     for i in range(len(configs)):
       background.submit(write_member, i, step, member(states, i))
 
-  step, last_time, last_step = 0, time.perf_counter(), 0
-  while step < c0.steps:
-    length = multistep.chunk_length(step, c0.steps, c0.steps_per_call)
+  def run_chunk(length: int) -> Any:
+    nonlocal states
     states, metrics = program(length)(states, data)
-    step += length
-    if step % c0.log_every == 0 or step == c0.steps:
-      now = time.perf_counter()
-      rate = (step - last_step) / max(now - last_time, 1e-9)
-      last_time, last_step = now, step
-      # Through the writer thread, so each run's rows stay in step order with its eval rows.
-      background.submit(_write_member_rows, runs, writers, own, jax.device_get(metrics), rate, step,
-                        diverged)
-    if step % c0.eval_every == 0 and step < c0.steps:
-      save_samples(step)
+    return metrics
+
+  step = _group_loop(runs, writers, own, c0.steps_per_call, run_chunk, save_samples, background,
+                     diverged)
 
   save_samples(step)
   background.wait()
@@ -579,6 +564,29 @@ def train_image_group(runs: Sequence[Run], source: Any = None) -> list[dict[str,
     result.update(gan_recipe.evaluate(state_i, config, source))
     results.append(_finish_member(config, writer, state_i, source, step, result, diverged.get(i)))
   return results
+
+
+def _group_loop(runs: Sequence[Run], writers: Sequence[RunWriter], own: Sequence[StepConfig],
+                steps_per_call: int, run_chunk: Any, save_samples: Any, background: BackgroundWork,
+                diverged: dict[int, int]) -> int:
+  """A group's training loop: ``run_chunk(length)`` trains every member ``length`` steps and returns
+  the last step's metrics; rows every ``log_every`` (through the writer thread, so each run's rows stay
+  in step order with its eval rows), ``save_samples(step)`` every ``eval_every``. Returns the last step."""
+  c0 = runs[0].config
+  step, last_time, last_step = 0, time.perf_counter(), 0
+  while step < c0.steps:
+    length = multistep.chunk_length(step, c0.steps, steps_per_call)
+    metrics = run_chunk(length)
+    step += length
+    if step % c0.log_every == 0 or step == c0.steps:
+      now = time.perf_counter()
+      rate = (step - last_step) / max(now - last_time, 1e-9)
+      last_time, last_step = now, step
+      background.submit(_write_member_rows, runs, writers, own, jax.device_get(metrics), rate, step,
+                        diverged)
+    if step % c0.eval_every == 0 and step < c0.steps:
+      save_samples(step)
+  return step
 
 
 def _write_member_rows(runs: Sequence[Run], writers: Sequence[RunWriter], own: Sequence[StepConfig],
