@@ -94,7 +94,7 @@ def markdown(rows: Sequence[dict[str, Any]], reference: dict[str, Any], classifi
       f"Classifier: jaxgan's MNIST CNN, test accuracy {classifier_meta.get('test_accuracy', float('nan')):.4f} "
       "(PacGAN's: ~99.25%).", "",
       "## Published", "",
-      "PacGAN Table 2 (Lin et al. 2018, VEEGAN's setting; numbers from `/work/shared/REFERENCES.md`):", "",
+      "PacGAN Table 2 (Lin et al. 2018, VEEGAN's setting; numbers as published):", "",
       *common.table(["model", "modes", "KL"], PACGAN_TABLE2), "",
       "## Protocol and where it differs", "",
       f"- Evaluation (the protocol's): {rows[0]['num_samples'] if rows else '?'} generated samples, "

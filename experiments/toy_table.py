@@ -175,7 +175,7 @@ def markdown(rows: Sequence[dict[str, Any]], *, steps: int, batch: int, width: i
       *common.table(header, body), "",
       "## Published", "",
       "PacGAN Table 1 (Lin et al. 2018, 10 trials, ± s.e.; numbers from the authors' repository "
-      "`fjxmlzn/PacGAN`, see `/work/shared/REFERENCES.md`):", "",
+      "`fjxmlzn/PacGAN`):", "",
       *common.table(["model", "ring modes", "ring HQ %", "ring rKL", "grid modes", "grid HQ %",
                      "grid rKL"], PACGAN_TABLE1), "",
       "VEEGAN Table 1 (Srivastava et al. 2017, 5 runs; grid σ 0.05, HQ within 3σ):", "",
